@@ -1,0 +1,85 @@
+/* Platform shims for hotsock's compiled core.
+ *
+ * Everything that differs between Linux, macOS and the BSDs is decided here,
+ * once, so that the .pyx modules can use one spelling everywhere.  Where a
+ * feature is missing the shim compiles to a call that fails with ENOSYS, and
+ * the run-time probe in _batch.pyx then picks the portable fallback.
+ */
+#ifndef HOTSOCK_COMPAT_H
+#define HOTSOCK_COMPAT_H
+
+/* glibc declares recvmmsg/sendmmsg only with _GNU_SOURCE; Python.h (always
+ * included first by Cython) defines it, C files define it themselves. */
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <errno.h>
+#include <limits.h>
+#include <time.h>
+
+/* recvmmsg/sendmmsg: Linux (glibc and musl, whose flags argument is
+ * unsigned) and FreeBSD >= 11 have them; macOS does not. */
+#if defined(__linux__) || (defined(__FreeBSD__) && __FreeBSD__ >= 11)
+#  define HS_HAVE_MMSG 1
+static inline int hs_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    return recvmmsg(fd, v, n, flags, NULL);
+}
+static inline int hs_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    return sendmmsg(fd, v, n, flags);
+}
+#else
+#  define HS_HAVE_MMSG 0
+struct mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+static inline int hs_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    (void)fd; (void)v; (void)n; (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+static inline int hs_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    (void)fd; (void)v; (void)n; (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+#endif
+
+/* Flags that only some systems know become no-ops elsewhere. */
+#ifndef MSG_WAITFORONE
+#  define MSG_WAITFORONE 0
+#endif
+#ifndef MSG_CONFIRM
+#  define MSG_CONFIRM 0
+#endif
+#ifndef MSG_NOSIGNAL
+#  define MSG_NOSIGNAL 0
+#endif
+
+/* The kernel caps recvmmsg/sendmmsg's vlen at UIO_MAXIOV (1024 on Linux). */
+#if defined(UIO_MAXIOV)
+#  define HS_MAX_BATCH UIO_MAXIOV
+#elif defined(IOV_MAX)
+#  define HS_MAX_BATCH IOV_MAX
+#else
+#  define HS_MAX_BATCH 1024
+#endif
+
+/* CMSG_SPACE is a constant expression on Linux but not everywhere, so
+ * control buffers are sized by a function. */
+static inline size_t hs_cmsg_space(size_t len) { return CMSG_SPACE(len); }
+
+static inline long long hs_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#endif /* HOTSOCK_COMPAT_H */

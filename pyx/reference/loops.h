@@ -1,0 +1,14 @@
+#ifndef HOTSOCK_REFERENCE_LOOPS_H
+#define HOTSOCK_REFERENCE_LOOPS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+long long hs_ref_recvfrom(int fd, long long total, size_t size);
+long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size);
+long long hs_ref_sendto(int fd, const struct sockaddr *to, socklen_t to_len,
+                        long long total, size_t size);
+long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
+                          long long total, int batch, size_t size);
+
+#endif

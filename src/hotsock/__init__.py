@@ -1,0 +1,53 @@
+"""hotsock: BSD sockets for Python at the speed of C.
+
+``hotsock.socket`` is a drop-in :class:`socket.socket` whose datagram and
+stream I/O methods are compiled; :class:`RecvBatch`, :func:`recv_batch` and
+:func:`send_batch` move up to 1024 datagrams per syscall (recvmmsg/sendmmsg)
+over zero-copy buffers.  The socket module's constants (``AF_INET``,
+``SOCK_DGRAM``, ``MSG_PEEK``, ...) and exceptions are re-exported, so
+``import hotsock as socket`` works for the common cases.
+"""
+import re as _re
+import socket as _stdlib
+import sys as _sys
+
+from . import _batch, _pysocket
+from ._batch import MAX_BATCH, RecvBatch, recv_batch, send_batch
+from ._socket import create_connection, create_server, fromfd, socket, socketpair
+
+__version__ = "0.1.0"
+
+# The socket module's constants and exceptions, unchanged (enum members stay enum members).
+_CONSTANT = _re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CONSTANTS = [name for name in _stdlib.__all__ if _CONSTANT.match(name)]
+globals().update({name: getattr(_stdlib, name) for name in _CONSTANTS})
+error = _stdlib.error
+timeout = _stdlib.timeout
+gaierror = _stdlib.gaierror
+herror = _stdlib.herror
+
+
+def features():
+    """features() -> dict
+
+    What this build and this system provide, and which paths are active:
+    ``batch_path`` is ``"recvmmsg/sendmmsg"`` or ``"recvmsg/sendmsg loop"``
+    (forced by ``HOTSOCK_NO_MMSG=1``); ``direct_socket_access`` says whether
+    socket state is read from CPython's socket object (else through method
+    calls).
+    """
+    info = {
+        "version": __version__,
+        "platform": _sys.platform,
+        "python": _sys.version.split()[0],
+        "direct_socket_access": bool(_pysocket.direct_access),
+    }
+    info.update(_batch.batch_features())
+    return info
+
+
+__all__ = [
+    "socket", "fromfd", "socketpair", "create_connection", "create_server",
+    "RecvBatch", "recv_batch", "send_batch", "MAX_BATCH", "features",
+    "error", "timeout", "gaierror", "herror",
+] + _CONSTANTS

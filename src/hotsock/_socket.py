@@ -1,0 +1,81 @@
+"""``hotsock.socket``: the stdlib socket class with compiled I/O methods."""
+import socket as _stdlib
+
+from . import _batch, _methods
+
+__all__ = ["socket", "fromfd", "socketpair", "create_connection", "create_server"]
+
+
+class socket(_stdlib.socket):
+    """socket(family=-1, type=-1, proto=-1, fileno=None)
+
+    A drop-in replacement for :class:`socket.socket` (and a subclass of it):
+    same constructor, same methods, same exceptions.  ``recv``, ``recv_into``,
+    ``recvfrom``, ``recvfrom_into``, ``send`` and ``sendto`` are compiled and
+    faster; ``recv_batch`` and ``send_batch`` move many datagrams per
+    syscall.  ``accept()`` and ``dup()`` return hotsock sockets.
+    """
+
+    __slots__ = ("_hotsock_addresses",)
+
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        super().__init__(family, type, proto, fileno)
+        self._hotsock_addresses = None
+
+    # recv, recv_into, recvfrom, recvfrom_into, send and sendto: installed
+    # below as compiled method descriptors (hotsock._methods.install).
+    recv_batch = _batch.recv_batch
+    send_batch = _batch.send_batch
+
+    def accept(self):
+        """accept() -> (socket object, address info)
+
+        Same as :meth:`socket.socket.accept`, but the new connection is a
+        ``hotsock.socket``.
+        """
+        fd, addr = self._accept()
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
+        # As the stdlib does (bpo-7995): with no default timeout, a
+        # connection accepted from a listener with a timeout is blocking.
+        if _stdlib.getdefaulttimeout() is None and self.gettimeout():
+            sock.setblocking(True)
+        return sock, addr
+
+
+socket.__module__ = "hotsock"
+_methods.install(socket)
+
+
+def _adopt(sock):
+    """Move a stdlib socket's descriptor into a ``hotsock.socket``."""
+    timeout = sock.gettimeout()
+    new = socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    new.settimeout(timeout)
+    return new
+
+
+def fromfd(fd, family, type, proto=0):
+    """fromfd(fd, family, type[, proto]) -> hotsock.socket
+
+    Same as :func:`socket.fromfd`: a socket on a duplicate of *fd*.
+    """
+    return _adopt(_stdlib.fromfd(fd, family, type, proto))
+
+
+def socketpair(*args, **kwargs):
+    """socketpair([family[, type[, proto]]]) -> (hotsock.socket, hotsock.socket)
+
+    Same as :func:`socket.socketpair`.
+    """
+    a, b = _stdlib.socketpair(*args, **kwargs)
+    return _adopt(a), _adopt(b)
+
+
+def create_connection(*args, **kwargs):
+    """Same as :func:`socket.create_connection`, returning a ``hotsock.socket``."""
+    return _adopt(_stdlib.create_connection(*args, **kwargs))
+
+
+def create_server(*args, **kwargs):
+    """Same as :func:`socket.create_server`, returning a ``hotsock.socket``."""
+    return _adopt(_stdlib.create_server(*args, **kwargs))
