@@ -344,7 +344,7 @@ cdef int _destination(AddressCache cache, int family, object addr,
 def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
     """send_batch(sock, buffers, address=None, *, addresses=None, flags=0) -> int
 
-    Send each bytes-like object of the sequence *buffers* as one datagram,
+    Send each bytes-like object of *buffers* (a sequence or any iterable) as one datagram,
     up to 1024 per ``sendmmsg`` call.  The destination is *address* for all
     of them, ``addresses[i]`` for each, or the connected peer when neither is
     given.  Returns the number of datagrams sent: fewer than ``len(buffers)``
