@@ -491,6 +491,33 @@ def test_fallback_selected_at_run_time():
             assert out.stdout.strip() == "recvmmsg/sendmmsg"
 
 
+def test_without_direct_socket_access():
+    """The method-call path, used where CPython's socket layout cannot be verified."""
+    code = ("import hotsock, socket, time\n"
+            "assert not hotsock.features()['direct_socket_access']\n"
+            "r = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(('127.0.0.1', 0))\n"
+            "s = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n"
+            "assert s.sendto(b'one', r.getsockname()) == 3\n"
+            "r.settimeout(5)\n"
+            "assert r.recvfrom(8) == (b'one', s.getsockname())\n"
+            "assert s.send_batch([b'a', b'b'], r.getsockname()) == 2\n"
+            "b = hotsock.RecvBatch(8, 8); n = 0\n"
+            "while n < 2: n += r.recv_batch(b)\n"
+            "r.settimeout(0.2); t = time.monotonic()\n"
+            "try:\n"
+            "    r.recv_batch(b)\n"
+            "except socket.timeout:\n"
+            "    assert time.monotonic() - t >= 0.15\n"
+            "else:\n"
+            "    raise AssertionError('no timeout')\n"
+            "print('ok')\n")
+    env = dict(os.environ, HOTSOCK_NO_DIRECT_ACCESS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def _peak_during(func):
     tracemalloc.start()
     try:
@@ -557,4 +584,7 @@ def test_recv_batch_allocates_nothing_at_all():
                 assert recv_batch(batch) == 64
                 i += 1
 
-        assert _peak_during(drain_ten) == 0
+        # Python 3.9 builds one small argument tuple per call (no vectorcall
+        # for Cython functions there): per call, never per datagram.
+        allowed = 0 if sys.version_info >= (3, 10) else 64
+        assert _peak_during(drain_ten) <= allowed

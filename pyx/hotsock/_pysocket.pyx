@@ -4,7 +4,8 @@ CPython keeps a socket's descriptor, family and timeout in C fields
 (PySocketSockObject).  Reading them directly saves two method calls per I/O
 call.  The layout is checked against real sockets when this module is
 imported; if the check fails (another Python implementation, a future
-CPython), every access goes through ``fileno()``/``gettimeout()`` instead.
+CPython), every access goes through ``fileno()``/``gettimeout()`` instead,
+and the socket methods hand every call to the stdlib.
 """
 from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
 from libc.stdint cimport int64_t
@@ -13,6 +14,7 @@ from libc.string cimport memset
 from includes.pysocket cimport hs_PySocketPrefix
 from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, getsockname
 
+import os
 import _socket
 
 cdef extern from "Python.h":
@@ -48,7 +50,9 @@ cdef bint _layout_matches():
             s.close()
 
 
-cdef bint LAYOUT_OK = _layout_matches()
+# HOTSOCK_NO_DIRECT_ACCESS=1 forces the method-call path (for its tests).
+cdef bint LAYOUT_OK = (_layout_matches() and
+                       os.environ.get("HOTSOCK_NO_DIRECT_ACCESS", "") in ("", "0"))
 
 #: True when socket state is read straight from CPython's socket object.
 direct_access = LAYOUT_OK
