@@ -40,22 +40,8 @@ cdef extern from "<sys/un.h>":
 cdef size_t SUN_PATH_OFFSET = sizeof(sa_family_t)
 
 
-cdef inline bint _exact_port(object o, int *port) noexcept:
-    """True if *o* is a plain int in 0..65535."""
-    cdef long value
-    if type(o) is not int:
-        return False
-    try:
-        value = o
-    except OverflowError:
-        return False
-    if value < 0 or value > 0xffff:
-        return False
-    port[0] = <int>value
-    return True
-
-
 cdef inline bint _exact_u32(object o, uint32_t limit, uint32_t *out) noexcept:
+    """True if *o* is a plain int in 0..limit (a port, flowinfo or scope id)."""
     cdef long long value
     if type(o) is not int:
         return False
@@ -79,8 +65,7 @@ cdef int parse_inet(int family, object addr, sockaddr_storage *out,
     """
     cdef Py_ssize_t n, host_len
     cdef const char *host
-    cdef int port
-    cdef uint32_t flowinfo = 0, scope_id = 0
+    cdef uint32_t port, flowinfo = 0, scope_id = 0
     cdef sockaddr_in *sin
     cdef sockaddr_in6 *sin6
     if type(addr) is not tuple:
@@ -97,7 +82,7 @@ cdef int parse_inet(int family, object addr, sockaddr_storage *out,
     host_obj = <object>PyTuple_GET_ITEM(addr, 0)
     if type(host_obj) is not str or not PyUnicode_IS_ASCII(host_obj):
         return 0
-    if not _exact_port(<object>PyTuple_GET_ITEM(addr, 1), &port):
+    if not _exact_u32(<object>PyTuple_GET_ITEM(addr, 1), 0xffff, &port):
         return 0
     host = PyUnicode_AsUTF8AndSize(host_obj, &host_len)
     if <size_t>host_len != strlen(host):

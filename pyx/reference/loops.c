@@ -20,6 +20,23 @@
 
 #define REF_MAX_BATCH 1024
 
+/* Point msgs[i] at slot i of a batch*size arena; name/namelen as given. */
+static void setup_msgs(struct mmsghdr *msgs, struct iovec *iovs, char *arena,
+                       int batch, size_t size, void *names, size_t name_stride,
+                       socklen_t name_len)
+{
+    int i;
+    memset(msgs, 0, sizeof(*msgs) * (size_t)batch);
+    for (i = 0; i < batch; i++) {
+        iovs[i].iov_base = arena + (size_t)i * size;
+        iovs[i].iov_len = size;
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (char *)names + (size_t)i * name_stride;
+        msgs[i].msg_hdr.msg_namelen = name_len;
+    }
+}
+
 long long hs_ref_recvfrom(int fd, long long total, size_t size)
 {
     char *buf = malloc(size ? size : 1);
@@ -54,14 +71,7 @@ long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size)
     arena = malloc((size_t)batch * (size ? size : 1));
     if (!arena)
         return -ENOMEM;
-    memset(msgs, 0, sizeof(msgs));
-    for (i = 0; i < batch; i++) {
-        iovs[i].iov_base = arena + (size_t)i * size;
-        iovs[i].iov_len = size;
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &names[i];
-    }
+    setup_msgs(msgs, iovs, arena, batch, size, names, sizeof(names[0]), sizeof(names[0]));
     while (done < total) {
         want = total - done < batch ? (int)(total - done) : batch;
         for (i = 0; i < want; i++)
@@ -104,21 +114,14 @@ long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
     struct iovec iovs[REF_MAX_BATCH];
     char *arena;
     long long done = 0;
-    int i, n, want;
+    int n, want;
     if (batch < 1 || batch > REF_MAX_BATCH)
         return -EINVAL;
     arena = calloc((size_t)batch, size ? size : 1);
     if (!arena)
         return -ENOMEM;
-    memset(msgs, 0, sizeof(msgs));
-    for (i = 0; i < batch; i++) {
-        iovs[i].iov_base = arena + (size_t)i * size;
-        iovs[i].iov_len = size;
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = (void *)to;
-        msgs[i].msg_hdr.msg_namelen = to_len;
-    }
+    /* Every datagram to the same destination: a name stride of 0. */
+    setup_msgs(msgs, iovs, arena, batch, size, (void *)to, 0, to_len);
     while (done < total) {
         want = total - done < batch ? (int)(total - done) : batch;
         n = hs_sendmmsg(fd, msgs, (unsigned int)want, 0);
