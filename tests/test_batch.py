@@ -237,6 +237,31 @@ def test_addresses_from_two_peers(family):
             assert address == (a if i % 2 else b).getsockname()
 
 
+def test_one_batch_receives_in_one_thread_at_a_time(pair):
+    rx, tx = pair
+    batch = hotsock.RecvBatch(4, 16)
+    started = threading.Event()
+
+    def receive():
+        started.set()
+        rx.recv_batch(batch)            # blocks until the datagram below
+
+    worker = threading.Thread(target=receive)
+    worker.start()
+    started.wait(5)
+    time.sleep(0.1)
+    try:
+        with pytest.raises(RuntimeError, match="already receiving"):
+            rx.recv_batch(batch)
+    finally:
+        tx.sendto(b"go", rx.getsockname())
+        worker.join(5)
+    assert bytes(batch[0]) == b"go"
+    rx.settimeout(0.1)
+    with pytest.raises(socket.timeout):   # usable again afterwards
+        rx.recv_batch(batch)
+
+
 # --- any socket object or descriptor --------------------------------------------
 
 def test_module_functions_take_fds_and_stdlib_sockets(pair):

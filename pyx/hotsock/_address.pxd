@@ -16,7 +16,7 @@ cdef class AddressCache:
     cdef socklen_t src_len
 
     cdef int destination(self, int family, object addr,
-                         const sockaddr **sa, socklen_t *length) except -1
+                         sockaddr_storage *out, socklen_t *length) except -1
     cdef object source(self, const sockaddr *sa, socklen_t length)
 
 

@@ -261,13 +261,17 @@ cdef class AddressCache:
     """The last destination and source addresses of one socket or batch."""
 
     cdef int destination(self, int family, object addr,
-                         const sockaddr **sa, socklen_t *length) except -1:
-        """Point *sa* at the sockaddr for *addr*: 1 done, 0 needs the general path."""
+                         sockaddr_storage *out, socklen_t *length) except -1:
+        """Copy the sockaddr for *addr* to *out*: 1 done, 0 needs the general path.
+
+        A copy, not a pointer into the cache: the caller releases the GIL for
+        the syscall, and another thread may update the cache meanwhile.
+        """
         cdef sockaddr_storage tmp
         cdef socklen_t tmp_len
         if addr is self.src_value and self.src.ss_family == family:
             # Replying to whoever sent last: the kernel's own sockaddr.
-            sa[0] = <const sockaddr *>&self.src
+            memcpy(out, &self.src, self.src_len)
             length[0] = self.src_len
             return 1
         if addr is not self.dest_key and not _same_key(addr, self.dest_key):
@@ -278,7 +282,7 @@ cdef class AddressCache:
             self.dest_key = addr
         elif self.dest.ss_family != family:
             return 0
-        sa[0] = <const sockaddr *>&self.dest
+        memcpy(out, &self.dest, self.dest_len)
         length[0] = self.dest_len
         return 1
 

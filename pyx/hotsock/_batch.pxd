@@ -29,6 +29,7 @@ cdef class RecvBatch:
     cdef Py_ssize_t _received
     cdef Py_ssize_t _dirty
     cdef int _deferred_errno
+    cdef bint _busy
     cdef AddressCache _addresses
 
     cdef Py_ssize_t _index(self, Py_ssize_t i) except -1

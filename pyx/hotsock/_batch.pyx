@@ -271,6 +271,9 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     cdef uint32_t *lengths = <uint32_t *>batch._lengths.ptr
     cdef int32_t *msg_flags = <int32_t *>batch._flags.ptr
     get_sock_info(sock, &info)
+    if batch._busy:
+        # Another thread is receiving into it (with the GIL released).
+        raise RuntimeError("this RecvBatch is already receiving in another thread")
     if batch._deferred_errno:
         # The fallback met this error after receiving datagrams last time:
         # report it now, as the kernel's recvmmsg does.
@@ -291,8 +294,12 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     ctx.later_errno = 0
     batch._received = 0
     batch._dirty = batch.count
-    n = sock_call(info.fd, info.timeout_ns, False,
-                  _do_recvmmsg if USE_MMSG else _do_recvmsg_loop, &ctx)
+    batch._busy = True
+    try:
+        n = sock_call(info.fd, info.timeout_ns, False,
+                      _do_recvmmsg if USE_MMSG else _do_recvmsg_loop, &ctx)
+    finally:
+        batch._busy = False
     for i in range(n):
         lengths[i] = batch._msgs[i].msg_len
         msg_flags[i] = batch._msgs[i].msg_hdr.msg_flags
@@ -331,12 +338,7 @@ cdef ssize_t _do_sendmsg_loop(int fd, void *p) noexcept nogil:
 
 cdef int _destination(AddressCache cache, int family, object addr,
                       sockaddr_storage *out, socklen_t *out_len) except -1:
-    cdef const sockaddr *sa
-    cdef socklen_t length
-    if cache.destination(family, addr, &sa, &length):
-        memcpy(out, sa, length)
-        out_len[0] = length
-    else:
+    if not cache.destination(family, addr, out, out_len):
         resolve_address(family, addr, "send_batch", out, out_len)
     return 0
 

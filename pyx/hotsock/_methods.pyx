@@ -120,10 +120,13 @@ cdef bint _parse(PyObject **args, Py_ssize_t nargs, PyObject *kwnames, tuple nam
     return True
 
 
+# Ints and int subclasses (IntFlag constants such as socket.MSG_TRUNC, bool)
+# convert by their value, as the stdlib's "n" and "i" formats convert them.
+
 cdef inline bint _small_int(PyObject *o, Py_ssize_t *out) noexcept:
-    """True if *o* is a plain int that fits a Py_ssize_t and is >= 0."""
+    """True if *o* is an int that fits a Py_ssize_t and is >= 0."""
     cdef Py_ssize_t value
-    if o == NULL or type(<object>o) is not int:
+    if o == NULL or not isinstance(<object>o, int):
         return False
     try:
         value = <object>o
@@ -136,11 +139,11 @@ cdef inline bint _small_int(PyObject *o, Py_ssize_t *out) noexcept:
 
 
 cdef inline bint _flag_int(PyObject *o, int *out) noexcept:
-    """True if *o* is absent (0) or a plain int that fits a C int (the stdlib's "i")."""
+    """True if *o* is absent (0) or an int that fits a C int (the stdlib's "i")."""
     if o == NULL:
         out[0] = 0
         return True
-    if type(<object>o) is not int:
+    if not isinstance(<object>o, int):
         return False
     try:
         out[0] = <object>o
@@ -367,7 +370,7 @@ cdef object m_sendto(object self, PyObject **args, Py_ssize_t nargs, PyObject *k
     cdef PyObject *a[3]
     cdef SockInfo info
     cdef int flags = 0
-    cdef const sockaddr *dest = NULL
+    cdef sockaddr_storage dest
     cdef socklen_t dest_len = 0
     if not _parse(args, nargs, kwnames, None, 3, 2, a):
         return _delegate(_std_sendto, self, args, nargs, kwnames)
@@ -380,7 +383,7 @@ cdef object m_sendto(object self, PyObject **args, Py_ssize_t nargs, PyObject *k
     if (not _fast_info(self, &info) or not _inet(info.family)
             or not _cache(self).destination(info.family, address, &dest, &dest_len)):
         return _delegate(_std_sendto, self, args, nargs, kwnames)
-    result = _send(&info, <object>a[0], flags, dest, dest_len)
+    result = _send(&info, <object>a[0], flags, <sockaddr *>&dest, dest_len)
     if result is None:
         return _delegate(_std_sendto, self, args, nargs, kwnames)
     return result
