@@ -155,6 +155,9 @@ cdef class RecvBatch:
             self._msgs[i].msg_hdr.msg_name = &self._names[i]
         self._dirty = count
 
+    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
+        pass            # everything is set up (and checked) in __cinit__
+
     def __dealloc__(self):
         PyMem_Free(self._msgs)
         PyMem_Free(self._iovs)

@@ -13,7 +13,7 @@ import sys as _sys
 
 from . import _batch, _pysocket
 from ._batch import MAX_BATCH, RecvBatch, recv_batch, send_batch
-from ._socket import create_connection, create_server, fromfd, socket, socketpair
+from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
 
 __version__ = "0.1.0"
 

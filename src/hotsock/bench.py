@@ -25,7 +25,7 @@ import time
 
 from . import _reference
 from ._batch import RecvBatch
-from ._socket import socket
+from ._socket_class import socket
 
 BATCH = 64          # datagrams per recvmmsg/sendmmsg call, for hotsock and C alike
 RECV_SIZE = 2048    # receive buffer per datagram

@@ -1,4 +1,8 @@
-"""``hotsock.socket``: the stdlib socket class with compiled I/O methods."""
+"""``hotsock.socket``: the stdlib socket class with compiled I/O methods.
+
+(Not named _socket.py: that would shadow the stdlib's _socket module for
+anyone running Python from inside this directory.)
+"""
 import socket as _stdlib
 
 from . import _batch, _methods
