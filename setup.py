@@ -30,6 +30,7 @@ MODULES = {
     "_address": [],
     "_methods": [],
     "_batch": [],
+    "_options": [],
     "_reference": ["pyx/reference/loops.c"],
 }
 

@@ -71,6 +71,48 @@ static inline int hs_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int fla
 #  define HS_MAX_BATCH 1024
 #endif
 
+/* ip_mreqn (join or pick the multicast interface by index or address) is
+ * Linux's; elsewhere an index goes through RFC 3678's group_req instead and
+ * this stand-in is never handed to the kernel. */
+#if defined(__linux__)
+#  define HS_HAVE_IP_MREQN 1
+typedef struct ip_mreqn hs_ip_mreqn;
+#else
+#  define HS_HAVE_IP_MREQN 0
+typedef struct {
+    struct in_addr imr_multiaddr;
+    struct in_addr imr_address;
+    int imr_ifindex;
+} hs_ip_mreqn;
+#endif
+
+/* TCP keepalive idle time: TCP_KEEPIDLE on Linux/BSD, TCP_KEEPALIVE on macOS. */
+#include <netinet/tcp.h>
+#if defined(TCP_KEEPIDLE)
+#  define HS_TCP_KEEPIDLE TCP_KEEPIDLE
+#elif defined(TCP_KEEPALIVE)
+#  define HS_TCP_KEEPIDLE TCP_KEEPALIVE
+#else
+#  define HS_TCP_KEEPIDLE (-1)
+#endif
+#ifndef TCP_KEEPINTVL
+#  define TCP_KEEPINTVL (-1)
+#endif
+#ifndef TCP_KEEPCNT
+#  define TCP_KEEPCNT (-1)
+#endif
+
+/* Buffer sizes past net.core.[rw]mem_max (Linux, CAP_NET_ADMIN). */
+#ifndef SO_RCVBUFFORCE
+#  define SO_RCVBUFFORCE (-1)
+#endif
+#ifndef SO_SNDBUFFORCE
+#  define SO_SNDBUFFORCE (-1)
+#endif
+#ifndef SO_REUSEPORT
+#  define SO_REUSEPORT (-1)
+#endif
+
 /* CMSG_SPACE is a constant expression on Linux but not everywhere, so
  * control buffers are sized by a function. */
 static inline size_t hs_cmsg_space(size_t len) { return CMSG_SPACE(len); }

@@ -51,4 +51,5 @@ cdef extern from "<sys/socket.h>" nogil:
                    const sockaddr *addr, socklen_t addrlen)
     ssize_t sendmsg(int fd, const msghdr *msg, int flags)
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+    int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
     int getsockname(int fd, sockaddr *addr, socklen_t *len)

@@ -5,7 +5,7 @@ anyone running Python from inside this directory.)
 """
 import socket as _stdlib
 
-from . import _batch, _methods
+from . import _batch, _methods, _options
 
 __all__ = ["socket", "fromfd", "socketpair", "create_connection", "create_server"]
 
@@ -17,7 +17,9 @@ class socket(_stdlib.socket):
     same constructor, same methods, same exceptions.  ``recv``, ``recv_into``,
     ``recvfrom``, ``recvfrom_into``, ``send`` and ``sendto`` are compiled and
     faster; ``recv_batch`` and ``send_batch`` move many datagrams per
-    syscall.  ``accept()`` and ``dup()`` return hotsock sockets.
+    syscall; typed option methods (``join_group``, ``set_linger``,
+    ``set_multicast_ttl``, ...) build the C structs ``setsockopt`` needs.
+    ``accept()`` and ``dup()`` return hotsock sockets.
     """
 
     __slots__ = ("_hotsock_addresses",)
@@ -48,6 +50,10 @@ class socket(_stdlib.socket):
 
 socket.__module__ = "hotsock"
 _methods.install(socket)
+# Typed options (join_group, set_linger, ...): see hotsock._options.
+for _name in _options.OPTION_METHODS:
+    setattr(socket, _name, getattr(_options, _name))
+del _name
 
 
 def _adopt(sock):

@@ -1,0 +1,659 @@
+"""Typed socket options: C structs built here instead of ``struct.pack``.
+
+Each function takes the socket first and is installed on ``hotsock.socket``
+as a method.  Plainly wrong input (a group that is not multicast, a TTL out
+of 0..255, a negative linger) is refused with ``ValueError``/``TypeError``
+before any syscall; what the kernel refuses comes back as ``OSError`` from
+errno, as with ``setsockopt`` (joining a group twice: ``EADDRINUSE``;
+leaving a group never joined: ``EADDRNOTAVAIL``).
+
+IPv4 joins use ``ip_mreq`` (interface by address), ``ip_mreqn`` (by index,
+Linux) and ``ip_mreq_source`` (source-specific); IPv6 joins ``ipv6_mreq``
+and ``group_source_req``.  Where ``ip_mreqn`` is missing (macOS, BSD), an
+interface index goes through RFC 3678's ``group_req``/``group_source_req``.
+Structs are filled field by field, so their per-OS layouts (``ip_mreq_source``
+orders its fields differently on Linux and the BSDs) come from the system
+headers.
+"""
+from libc.stdint cimport uint32_t
+from libc.string cimport memset, memcpy
+
+from includes.socket cimport (
+    sockaddr, sockaddr_storage, socklen_t, setsockopt, getsockopt,
+    AF_INET, AF_INET6, SOL_SOCKET, SO_TYPE)
+from includes.netinet cimport (
+    in_addr, in6_addr, sockaddr_in, sockaddr_in6, inet_pton, inet_ntop, htonl, ntohl,
+    INADDR_ANY, INET6_ADDRSTRLEN)
+from includes.options cimport *
+from hotsock._pysocket cimport SockInfo, get_sock_info
+from hotsock._syscall cimport raise_errno
+
+from libc.errno cimport errno, EPERM, ENOPROTOOPT, ENODEV
+
+
+# --- raw get/set ---------------------------------------------------------------
+
+cdef int _fd(object sock) except? -1:   # -1 is also a closed socket's fd
+    cdef SockInfo info
+    get_sock_info(sock, &info)
+    return info.fd
+
+
+cdef int _set(object sock, int level, int name, const void *value,
+              socklen_t size) except -1:
+    if setsockopt(_fd(sock), level, name, value, size) < 0:
+        raise_errno(errno)
+    return 0
+
+
+cdef int _get(object sock, int level, int name, void *value, socklen_t *size) except -1:
+    if getsockopt(_fd(sock), level, name, value, size) < 0:
+        raise_errno(errno)
+    return 0
+
+
+cdef int _set_int(object sock, int level, int name, int value) except -1:
+    return _set(sock, level, name, &value, sizeof(value))
+
+
+cdef int _get_int(object sock, int level, int name) except? -1:
+    cdef int value = 0
+    cdef socklen_t size = sizeof(value)
+    _get(sock, level, name, &value, &size)
+    return value
+
+
+cdef int _set_byte(object sock, int level, int name, unsigned char value) except -1:
+    # The BSDs insist on one byte for IP_MULTICAST_TTL/LOOP; Linux takes it too.
+    return _set(sock, level, name, &value, sizeof(value))
+
+
+cdef int _get_byte(object sock, int level, int name) except -1:
+    cdef unsigned char value = 0
+    cdef socklen_t size = sizeof(value)
+    _get(sock, level, name, &value, &size)
+    return value
+
+
+cdef bint _is_ipv6(object sock) except -1:
+    cdef SockInfo info
+    get_sock_info(sock, &info)
+    return info.family == AF_INET6
+
+
+cdef int _check_range(str what, object value, long low, long high) except -1:
+    if not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be between {low} and {high}, not {value}")
+    return 0
+
+
+# --- addresses and interfaces ------------------------------------------------------
+
+cdef int _ipv4(object text, str what, in_addr *out) except -1:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if inet_pton(AF_INET, text.encode("ascii", "replace"), out) != 1:
+        raise ValueError(f"{what} is not an IPv4 address: {text!r}")
+    return 0
+
+
+cdef int _ipv6(object text, str what, in6_addr *out) except -1:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if inet_pton(AF_INET6, text.encode("ascii", "replace"), out) != 1:
+        raise ValueError(f"{what} is not an IPv6 address: {text!r}")
+    return 0
+
+
+cdef bint _group_is_ipv6(object group) except -1:
+    if not isinstance(group, str):
+        raise TypeError(f"group must be a str, not {type(group).__name__}")
+    return ":" in group
+
+
+cdef int _multicast_ipv4(object group, in_addr *out) except -1:
+    _ipv4(group, "group", out)
+    if (ntohl(out.s_addr) >> 28) != 0xE:                 # 224.0.0.0/4
+        raise ValueError(f"group must be a multicast address, not {group!r}")
+    return 0
+
+
+cdef int _multicast_ipv6(object group, in6_addr *out) except -1:
+    _ipv6(group, "group", out)
+    if out.s6_addr[0] != 0xFF:                           # ff00::/8
+        raise ValueError(f"group must be a multicast address, not {group!r}")
+    return 0
+
+
+cdef unsigned int interface_index(object interface) except? 0:
+    """An interface given as an index or a name, as an index (0: the default)."""
+    cdef unsigned int index
+    if interface is None:
+        return 0
+    if isinstance(interface, int):
+        _check_range("interface index", interface, 0, 0x7fffffff)
+        return interface
+    if isinstance(interface, str):
+        index = if_nametoindex(interface.encode())
+        if index == 0:
+            raise OSError(ENODEV, f"no such network interface: {interface!r}")
+        return index
+    raise TypeError(f"interface must be an index, a name or an address, "
+                    f"not {type(interface).__name__}")
+
+
+cdef bint _looks_ipv4(object interface):
+    cdef in_addr probe
+    return (isinstance(interface, str)
+            and inet_pton(AF_INET, interface.encode("ascii", "replace"), &probe) == 1)
+
+
+cdef void _sockaddr_v4(sockaddr_storage *out, in_addr address) noexcept:
+    memset(out, 0, sizeof(sockaddr_storage))
+    (<sockaddr_in *>out).sin_family = AF_INET
+    (<sockaddr_in *>out).sin_addr = address
+
+
+cdef void _sockaddr_v6(sockaddr_storage *out, in6_addr *address) noexcept:
+    memset(out, 0, sizeof(sockaddr_storage))
+    (<sockaddr_in6 *>out).sin6_family = AF_INET6
+    (<sockaddr_in6 *>out).sin6_addr = address[0]
+
+
+# --- multicast membership -----------------------------------------------------------
+
+cdef int _membership(object sock, object group, object interface, object source,
+                     bint join) except -1:
+    cdef in_addr group4, source4, iface4
+    cdef in6_addr group6, source6
+    cdef ip_mreq mreq
+    cdef hs_ip_mreqn mreqn
+    cdef ip_mreq_source mreq_source
+    cdef ipv6_mreq mreq6
+    cdef group_source_req gsr
+    cdef group_req gr
+    if _group_is_ipv6(group):
+        _multicast_ipv6(group, &group6)
+        if source is None:
+            memset(&mreq6, 0, sizeof(mreq6))
+            mreq6.ipv6mr_multiaddr = group6
+            mreq6.ipv6mr_interface = interface_index(interface)
+            return _set(sock, IPPROTO_IPV6, IPV6_JOIN_GROUP if join else IPV6_LEAVE_GROUP,
+                        &mreq6, sizeof(mreq6))
+        _ipv6(source, "source", &source6)
+        memset(&gsr, 0, sizeof(gsr))
+        gsr.gsr_interface = interface_index(interface)
+        _sockaddr_v6(&gsr.gsr_group, &group6)
+        _sockaddr_v6(&gsr.gsr_source, &source6)
+        return _set(sock, IPPROTO_IPV6,
+                    MCAST_JOIN_SOURCE_GROUP if join else MCAST_LEAVE_SOURCE_GROUP,
+                    &gsr, sizeof(gsr))
+    _multicast_ipv4(group, &group4)
+    iface4.s_addr = htonl(INADDR_ANY)
+    by_address = interface is None or _looks_ipv4(interface)
+    if interface is not None and by_address:
+        _ipv4(interface, "interface", &iface4)
+    if source is not None:
+        _ipv4(source, "source", &source4)
+        if by_address:
+            memset(&mreq_source, 0, sizeof(mreq_source))
+            mreq_source.imr_multiaddr = group4
+            mreq_source.imr_interface = iface4
+            mreq_source.imr_sourceaddr = source4
+            return _set(sock, IPPROTO_IP,
+                        IP_ADD_SOURCE_MEMBERSHIP if join else IP_DROP_SOURCE_MEMBERSHIP,
+                        &mreq_source, sizeof(mreq_source))
+        memset(&gsr, 0, sizeof(gsr))
+        gsr.gsr_interface = interface_index(interface)
+        _sockaddr_v4(&gsr.gsr_group, group4)
+        _sockaddr_v4(&gsr.gsr_source, source4)
+        return _set(sock, IPPROTO_IP,
+                    MCAST_JOIN_SOURCE_GROUP if join else MCAST_LEAVE_SOURCE_GROUP,
+                    &gsr, sizeof(gsr))
+    if by_address:
+        memset(&mreq, 0, sizeof(mreq))
+        mreq.imr_multiaddr = group4
+        mreq.imr_interface = iface4
+        return _set(sock, IPPROTO_IP, IP_ADD_MEMBERSHIP if join else IP_DROP_MEMBERSHIP,
+                    &mreq, sizeof(mreq))
+    if HS_HAVE_IP_MREQN:
+        memset(&mreqn, 0, sizeof(mreqn))
+        mreqn.imr_multiaddr = group4
+        mreqn.imr_ifindex = <int>interface_index(interface)
+        return _set(sock, IPPROTO_IP, IP_ADD_MEMBERSHIP if join else IP_DROP_MEMBERSHIP,
+                    &mreqn, sizeof(mreqn))
+    memset(&gr, 0, sizeof(gr))
+    gr.gr_interface = interface_index(interface)
+    _sockaddr_v4(&gr.gr_group, group4)
+    return _set(sock, IPPROTO_IP, MCAST_JOIN_GROUP if join else MCAST_LEAVE_GROUP,
+                &gr, sizeof(gr))
+
+
+def join_group(sock, group, interface=None, source=None):
+    """join_group(group, interface=None, source=None)
+
+    Join the multicast *group* (an IPv4 or IPv6 address string) on
+    *interface* -- None for the system's choice, an interface index or name,
+    or (IPv4) a local address -- receiving only from *source* when given
+    (source-specific multicast).  Raises ``ValueError`` for an address that
+    is not multicast, ``OSError`` where the kernel refuses (``EADDRINUSE``
+    when already joined).
+    """
+    return _membership(sock, group, interface, source, True)
+
+
+def leave_group(sock, group, interface=None, source=None):
+    """leave_group(group, interface=None, source=None)
+
+    Leave what :meth:`join_group` joined, with the same arguments.  Raises
+    ``OSError`` (``EADDRNOTAVAIL``) for a group that was not joined.
+    """
+    return _membership(sock, group, interface, source, False)
+
+
+cdef int _source_filter(object sock, object group, object source, object interface,
+                        bint block) except -1:
+    cdef in_addr group4, source4, iface4
+    cdef in6_addr group6, source6
+    cdef ip_mreq_source mreq_source
+    cdef group_source_req gsr
+    if _group_is_ipv6(group) or not (interface is None or _looks_ipv4(interface)):
+        memset(&gsr, 0, sizeof(gsr))
+        gsr.gsr_interface = interface_index(interface)
+        if _group_is_ipv6(group):
+            _multicast_ipv6(group, &group6)
+            _ipv6(source, "source", &source6)
+            _sockaddr_v6(&gsr.gsr_group, &group6)
+            _sockaddr_v6(&gsr.gsr_source, &source6)
+            level = IPPROTO_IPV6
+        else:
+            _multicast_ipv4(group, &group4)
+            _ipv4(source, "source", &source4)
+            _sockaddr_v4(&gsr.gsr_group, group4)
+            _sockaddr_v4(&gsr.gsr_source, source4)
+            level = IPPROTO_IP
+        return _set(sock, level, MCAST_BLOCK_SOURCE if block else MCAST_UNBLOCK_SOURCE,
+                    &gsr, sizeof(gsr))
+    _multicast_ipv4(group, &group4)
+    _ipv4(source, "source", &source4)
+    iface4.s_addr = htonl(INADDR_ANY)
+    if interface is not None:
+        _ipv4(interface, "interface", &iface4)
+    memset(&mreq_source, 0, sizeof(mreq_source))
+    mreq_source.imr_multiaddr = group4
+    mreq_source.imr_interface = iface4
+    mreq_source.imr_sourceaddr = source4
+    return _set(sock, IPPROTO_IP, IP_BLOCK_SOURCE if block else IP_UNBLOCK_SOURCE,
+                &mreq_source, sizeof(mreq_source))
+
+
+def block_source(sock, group, source, interface=None):
+    """block_source(group, source, interface=None)
+
+    Stop receiving *group*'s datagrams from *source* (the group must have been
+    joined without a source).  ``OSError`` where the kernel refuses.
+    """
+    return _source_filter(sock, group, source, interface, True)
+
+
+def unblock_source(sock, group, source, interface=None):
+    """unblock_source(group, source, interface=None)
+
+    Undo :meth:`block_source`.
+    """
+    return _source_filter(sock, group, source, interface, False)
+
+
+# --- multicast sending -----------------------------------------------------------------
+
+def set_multicast_ttl(sock, ttl):
+    """set_multicast_ttl(ttl)
+
+    Hop limit of outgoing multicast (IP_MULTICAST_TTL; IPV6_MULTICAST_HOPS on
+    IPv6 sockets): 0 keeps datagrams on this host, 1 (the default) on the link.
+    ``ValueError`` outside 0..255.
+    """
+    _check_range("TTL", ttl, 0, 255)
+    if _is_ipv6(sock):
+        return _set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl)
+    return _set_byte(sock, IPPROTO_IP, IP_MULTICAST_TTL, ttl)
+
+
+def get_multicast_ttl(sock):
+    """get_multicast_ttl() -> int"""
+    if _is_ipv6(sock):
+        return _get_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS)
+    return _get_byte(sock, IPPROTO_IP, IP_MULTICAST_TTL)
+
+
+def set_multicast_loop(sock, on):
+    """set_multicast_loop(on)
+
+    Whether this host's own multicast is delivered to its own sockets
+    (IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP; on by default).
+    """
+    if _is_ipv6(sock):
+        return _set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1 if on else 0)
+    return _set_byte(sock, IPPROTO_IP, IP_MULTICAST_LOOP, 1 if on else 0)
+
+
+def get_multicast_loop(sock):
+    """get_multicast_loop() -> bool"""
+    if _is_ipv6(sock):
+        return bool(_get_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP))
+    return bool(_get_byte(sock, IPPROTO_IP, IP_MULTICAST_LOOP))
+
+
+def set_multicast_interface(sock, interface):
+    """set_multicast_interface(interface)
+
+    The interface outgoing multicast leaves by: a local IPv4 address, an
+    interface index or name (IP_MULTICAST_IF with ``in_addr`` or
+    ``ip_mreqn``; IPV6_MULTICAST_IF with an index).  None: the system's choice.
+    """
+    cdef in_addr address
+    cdef hs_ip_mreqn mreqn
+    cdef unsigned int index
+    if _is_ipv6(sock):
+        index = interface_index(interface)
+        return _set(sock, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof(index))
+    if interface is None or _looks_ipv4(interface):
+        address.s_addr = htonl(INADDR_ANY)
+        if interface is not None:
+            _ipv4(interface, "interface", &address)
+        return _set(sock, IPPROTO_IP, IP_MULTICAST_IF, &address, sizeof(address))
+    if not HS_HAVE_IP_MREQN:
+        raise OSError(ENOPROTOOPT, "an interface index needs ip_mreqn (Linux); "
+                                   "give the interface's address")
+    memset(&mreqn, 0, sizeof(mreqn))
+    mreqn.imr_ifindex = <int>interface_index(interface)
+    return _set(sock, IPPROTO_IP, IP_MULTICAST_IF, &mreqn, sizeof(mreqn))
+
+
+def get_multicast_interface(sock):
+    """get_multicast_interface() -> str | int
+
+    IPv4: the outgoing interface's address (``'0.0.0.0'`` when the system
+    chooses; Linux reports ``'0.0.0.0'`` too when it was set by index).
+    IPv6: the interface index (0 when the system chooses).
+    """
+    cdef in_addr address
+    cdef socklen_t size = sizeof(address)
+    cdef char text[INET6_ADDRSTRLEN]
+    if _is_ipv6(sock):
+        return <unsigned int>_get_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_IF)
+    address.s_addr = 0
+    _get(sock, IPPROTO_IP, IP_MULTICAST_IF, &address, &size)
+    inet_ntop(AF_INET, &address, text, sizeof(text))
+    return text.decode("ascii")
+
+
+# --- socket-level options ----------------------------------------------------------------
+
+def set_linger(sock, on, seconds=0):
+    """set_linger(on, seconds=0)
+
+    SO_LINGER: with *on*, ``close()`` waits up to *seconds* for unsent data
+    (0: drop it and reset the connection).  ``ValueError`` for negative seconds.
+    """
+    cdef linger value
+    _check_range("linger seconds", seconds, 0, 0x7fffffff)
+    value.l_onoff = 1 if on else 0
+    value.l_linger = seconds
+    return _set(sock, SOL_SOCKET, SO_LINGER, &value, sizeof(value))
+
+
+def get_linger(sock):
+    """get_linger() -> (on, seconds)"""
+    cdef linger value
+    cdef socklen_t size = sizeof(value)
+    memset(&value, 0, sizeof(value))
+    _get(sock, SOL_SOCKET, SO_LINGER, &value, &size)
+    return (bool(value.l_onoff), value.l_linger)
+
+
+cdef int _set_timeval(object sock, int name, object seconds) except -1:
+    cdef timeval value
+    if seconds is None:
+        seconds = 0
+    if not isinstance(seconds, (int, float)):
+        raise TypeError(f"seconds must be a number or None, not {type(seconds).__name__}")
+    if not 0 <= seconds < 2 ** 31:
+        raise ValueError(f"seconds must be None or between 0 and 2**31, not {seconds}")
+    microseconds = round(seconds * 1000000)
+    value.tv_sec = microseconds // 1000000
+    value.tv_usec = microseconds % 1000000
+    return _set(sock, SOL_SOCKET, name, &value, sizeof(value))
+
+
+cdef object _get_timeval(object sock, int name):
+    cdef timeval value
+    cdef socklen_t size = sizeof(value)
+    memset(&value, 0, sizeof(value))
+    _get(sock, SOL_SOCKET, name, &value, &size)
+    if value.tv_sec == 0 and value.tv_usec == 0:
+        return None
+    return value.tv_sec + value.tv_usec / 1e6
+
+
+def set_recv_timeout(sock, seconds):
+    """set_recv_timeout(seconds)
+
+    SO_RCVTIMEO, the kernel's receive timeout (None or 0: none).  It acts only
+    while the socket is in blocking mode (``settimeout(None)``): a receive
+    then fails with ``BlockingIOError`` (EAGAIN) after *seconds*.  A Python
+    timeout (``settimeout(t)``) makes the descriptor non-blocking, so the
+    Python timeout rules and this one never fires.
+    """
+    return _set_timeval(sock, SO_RCVTIMEO, seconds)
+
+
+def get_recv_timeout(sock):
+    """get_recv_timeout() -> float | None"""
+    return _get_timeval(sock, SO_RCVTIMEO)
+
+
+def set_send_timeout(sock, seconds):
+    """set_send_timeout(seconds)
+
+    SO_SNDTIMEO, as :meth:`set_recv_timeout` for sends.
+    """
+    return _set_timeval(sock, SO_SNDTIMEO, seconds)
+
+
+def get_send_timeout(sock):
+    """get_send_timeout() -> float | None"""
+    return _get_timeval(sock, SO_SNDTIMEO)
+
+
+def set_keepalive(sock, on, idle=None, interval=None, count=None):
+    """set_keepalive(on, idle=None, interval=None, count=None)
+
+    SO_KEEPALIVE, and where given the idle time before the first probe
+    (TCP_KEEPIDLE; TCP_KEEPALIVE on macOS), the seconds between probes
+    (TCP_KEEPINTVL) and how many unanswered probes drop the connection
+    (TCP_KEEPCNT).  ``ValueError`` for values below 1.
+    """
+    for what, value in (("idle", idle), ("interval", interval), ("count", count)):
+        if value is not None:
+            _check_range(f"keepalive {what}", value, 1, 0x7fffffff)
+    _set_int(sock, SOL_SOCKET, SO_KEEPALIVE, 1 if on else 0)
+    for name, value in ((HS_TCP_KEEPIDLE, idle), (TCP_KEEPINTVL, interval),
+                        (TCP_KEEPCNT, count)):
+        if value is not None:
+            if name < 0:
+                raise OSError(ENOPROTOOPT, "this system has no such keepalive option")
+            _set_int(sock, IPPROTO_TCP, name, value)
+
+
+def get_keepalive(sock):
+    """get_keepalive() -> (on, idle, interval, count)"""
+    values = [bool(_get_int(sock, SOL_SOCKET, SO_KEEPALIVE))]
+    for name in (HS_TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
+        values.append(_get_int(sock, IPPROTO_TCP, name) if name >= 0 else None)
+    return tuple(values)
+
+
+cdef int _set_buffer(object sock, int name, int force_name, object size, bint force) except -1:
+    cdef int err
+    _check_range("buffer size", size, 1, 0x7fffffff)
+    if force and force_name >= 0:
+        try:
+            return _set_int(sock, SOL_SOCKET, force_name, size)
+        except PermissionError:
+            pass        # not CAP_NET_ADMIN: the ordinary, capped request below
+    return _set_int(sock, SOL_SOCKET, name, size)
+
+
+def set_recv_buffer(sock, size, force=False):
+    """set_recv_buffer(size, force=False) -> int
+
+    SO_RCVBUF.  With *force*, SO_RCVBUFFORCE first (Linux, needs
+    CAP_NET_ADMIN), which passes net.core.rmem_max; without the privilege the
+    ordinary request is made.  Returns the size the kernel granted, as
+    ``getsockopt`` reports it (Linux doubles the request for its bookkeeping).
+    """
+    _set_buffer(sock, SO_RCVBUF, SO_RCVBUFFORCE, size, force)
+    return _get_int(sock, SOL_SOCKET, SO_RCVBUF)
+
+
+def get_recv_buffer(sock):
+    """get_recv_buffer() -> int"""
+    return _get_int(sock, SOL_SOCKET, SO_RCVBUF)
+
+
+def set_send_buffer(sock, size, force=False):
+    """set_send_buffer(size, force=False) -> int
+
+    SO_SNDBUF, as :meth:`set_recv_buffer` (SO_SNDBUFFORCE with *force*).
+    """
+    _set_buffer(sock, SO_SNDBUF, SO_SNDBUFFORCE, size, force)
+    return _get_int(sock, SOL_SOCKET, SO_SNDBUF)
+
+
+def get_send_buffer(sock):
+    """get_send_buffer() -> int"""
+    return _get_int(sock, SOL_SOCKET, SO_SNDBUF)
+
+
+cdef object _flag_option(int level, int name, str doc):
+    def setter(sock, on):
+        return _set_int(sock, level, name, 1 if on else 0)
+
+    def getter(sock):
+        return bool(_get_int(sock, level, name))
+
+    setter.__doc__ = f"Set {doc} on or off."
+    getter.__doc__ = f"Whether {doc} is on."
+    return setter, getter
+
+
+set_reuse_address, get_reuse_address = _flag_option(
+    SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR (bind to an address in TIME_WAIT)")
+set_broadcast, get_broadcast = _flag_option(
+    SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST (permission to send to broadcast addresses)")
+set_oobinline, get_oobinline = _flag_option(
+    SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE (urgent data read in line)")
+set_dontroute, get_dontroute = _flag_option(
+    SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE (send to directly connected hosts only)")
+set_nodelay, get_nodelay = _flag_option(
+    IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY (no Nagle delay for small segments)")
+
+
+def set_reuse_port(sock, on):
+    """set_reuse_port(on)
+
+    SO_REUSEPORT: several sockets bind one port and the kernel spreads the
+    load.  ``OSError`` (ENOPROTOOPT) where the system lacks it.
+    """
+    if SO_REUSEPORT < 0:
+        raise OSError(ENOPROTOOPT, "SO_REUSEPORT is not available on this system")
+    return _set_int(sock, SOL_SOCKET, SO_REUSEPORT, 1 if on else 0)
+
+
+def get_reuse_port(sock):
+    """get_reuse_port() -> bool"""
+    if SO_REUSEPORT < 0:
+        raise OSError(ENOPROTOOPT, "SO_REUSEPORT is not available on this system")
+    return bool(_get_int(sock, SOL_SOCKET, SO_REUSEPORT))
+
+
+def set_maxseg(sock, size):
+    """set_maxseg(size)
+
+    TCP_MAXSEG: the largest segment this side sends (set before connecting).
+    """
+    _check_range("maximum segment size", size, 1, 0x7fffffff)
+    return _set_int(sock, IPPROTO_TCP, TCP_MAXSEG, size)
+
+
+def get_maxseg(sock):
+    """get_maxseg() -> int"""
+    return _get_int(sock, IPPROTO_TCP, TCP_MAXSEG)
+
+
+def set_ttl(sock, ttl):
+    """set_ttl(ttl)
+
+    Unicast hop limit: IP_TTL, or IPV6_UNICAST_HOPS on IPv6 sockets.
+    ``ValueError`` outside 1..255.
+    """
+    _check_range("TTL", ttl, 1, 255)
+    if _is_ipv6(sock):
+        return _set_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl)
+    return _set_int(sock, IPPROTO_IP, IP_TTL, ttl)
+
+
+def get_ttl(sock):
+    """get_ttl() -> int"""
+    if _is_ipv6(sock):
+        return _get_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS)
+    return _get_int(sock, IPPROTO_IP, IP_TTL)
+
+
+def set_tos(sock, tos):
+    """set_tos(tos)
+
+    IP_TOS: the type-of-service / DSCP+ECN byte of outgoing IPv4 packets.
+    ``ValueError`` outside 0..255.
+    """
+    _check_range("TOS", tos, 0, 255)
+    return _set_int(sock, IPPROTO_IP, IP_TOS, tos)
+
+
+def get_tos(sock):
+    """get_tos() -> int"""
+    return _get_int(sock, IPPROTO_IP, IP_TOS)
+
+
+def get_type(sock):
+    """get_type() -> int: SO_TYPE, the socket's type as the kernel reports it."""
+    return _get_int(sock, SOL_SOCKET, SO_TYPE)
+
+
+def get_error(sock):
+    """get_error() -> int
+
+    SO_ERROR: the socket's pending error (0 if none), which reading clears --
+    e.g. ``ECONNREFUSED`` after an ICMP port unreachable, or the outcome of a
+    non-blocking ``connect``.
+    """
+    return _get_int(sock, SOL_SOCKET, SO_ERROR)
+
+
+#: Names installed on hotsock.socket as methods.
+OPTION_METHODS = (
+    "join_group", "leave_group", "block_source", "unblock_source",
+    "set_multicast_ttl", "get_multicast_ttl", "set_multicast_loop", "get_multicast_loop",
+    "set_multicast_interface", "get_multicast_interface",
+    "set_linger", "get_linger", "set_recv_timeout", "get_recv_timeout",
+    "set_send_timeout", "get_send_timeout", "set_keepalive", "get_keepalive",
+    "set_recv_buffer", "get_recv_buffer", "set_send_buffer", "get_send_buffer",
+    "set_reuse_address", "get_reuse_address", "set_reuse_port", "get_reuse_port",
+    "set_broadcast", "get_broadcast", "set_oobinline", "get_oobinline",
+    "set_dontroute", "get_dontroute", "set_nodelay", "get_nodelay",
+    "set_maxseg", "get_maxseg", "set_ttl", "get_ttl", "set_tos", "get_tos",
+    "get_type", "get_error",
+)
