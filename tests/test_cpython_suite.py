@@ -3,7 +3,6 @@ place of socket.socket: hotsock must add no failure to what the stdlib gets on
 the same machine.  Skipped where the interpreter ships without its test suite.
 """
 import json
-import os
 import subprocess
 import sys
 
