@@ -348,3 +348,20 @@ def test_methods_are_documented():
     for name in _options.OPTION_METHODS:
         method = getattr(hotsock.socket, name)
         assert method.__doc__ and method.__doc__.strip(), name
+
+
+def test_ipv6_source_specific_and_block(s6):
+    """group_source_req joins (MCAST_JOIN_SOURCE_GROUP) and source blocks on IPv6."""
+    group = "ff12::7702"            # transient, link-local scope
+    s6.join_group(group, "lo", source="::1")
+    with pytest.raises(OSError):     # Linux says EADDRNOTAVAIL here
+        s6.join_group(group, "lo", source="::1")
+    s6.leave_group(group, "lo", source="::1")
+    with pytest.raises(OSError):
+        s6.leave_group(group, "lo", source="::1")
+    s6.join_group(group, "lo")
+    s6.block_source(group, "::1", "lo")
+    with pytest.raises(OSError):     # blocked already
+        s6.block_source(group, "::1", "lo")
+    s6.unblock_source(group, "::1", "lo")
+    s6.leave_group(group, "lo")
