@@ -365,3 +365,15 @@ def test_ipv6_source_specific_and_block(s6):
         s6.block_source(group, "::1", "lo")
     s6.unblock_source(group, "::1", "lo")
     s6.leave_group(group, "lo")
+
+
+def test_setters_return_none(s, tcp):
+    assert s.set_broadcast(True) is None
+    assert s.set_multicast_ttl(3) is None
+    assert s.set_multicast_interface("127.0.0.1") is None
+    assert s.set_recv_timeout(1) is None
+    assert tcp.set_linger(True, 1) is None
+    assert tcp.set_keepalive(True, idle=10) is None
+    s.bind(("0.0.0.0", 0))
+    assert s.join_group(GROUP, "127.0.0.1") is None
+    assert s.leave_group(GROUP, "127.0.0.1") is None

@@ -22,7 +22,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.string cimport memcpy, memset
 
-from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, AF_INET, AF_INET6
+from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, AF_INET, AF_INET6, MSG_OOB
 # The C calls are renamed: recv, recvfrom, ... are the methods defined here.
 from includes.socket cimport (
     recv as c_recv, recvfrom as c_recvfrom, send as c_send, sendto as c_sendto)
@@ -152,6 +152,13 @@ cdef inline bint _flag_int(PyObject *o, int *out) noexcept:
     return True
 
 
+cdef inline bint _wait_first(int flags, Py_ssize_t length) noexcept:
+    """Calls the kernel does not answer with EAGAIN when the socket is not
+    ready: with a timeout they wait for readiness first, as the stdlib does
+    (see _syscall.pyx)."""
+    return (flags & MSG_OOB) != 0 or length == 0
+
+
 cdef inline bint _inet(int family) noexcept:
     return family == AF_INET or family == AF_INET6
 
@@ -225,13 +232,16 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
     cdef IoCtx ctx
     cdef ssize_t n
     cdef object result
+    if bufsize == 0 and not want_address:
+        return b""          # as CPython's sock_recv_guts: no syscall for 0 bytes
     ctx.flags = flags
     ctx.addr_len = 0
     if bufsize <= STACK_RECV:
         ctx.buf = stack_buf
         ctx.length = <size_t>bufsize
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx)
+                      _do_recvfrom if want_address else _do_recv, &ctx,
+                      _wait_first(flags, bufsize))
         if n <= bufsize:
             result = PyBytes_FromStringAndSize(stack_buf, n)
         else:
@@ -245,7 +255,8 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
         ctx.buf = PyBytes_AS_STRING(result)
         ctx.length = <size_t>bufsize
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx)
+                      _do_recvfrom if want_address else _do_recv, &ctx,
+                      _wait_first(flags, bufsize))
         if n != bufsize:
             if n < bufsize:
                 result = PyBytes_FromStringAndSize(ctx.buf, n)
@@ -275,7 +286,8 @@ cdef object _send(SockInfo *info, object data, int flags,
         ctx.dest = dest
         ctx.dest_len = dest_len
         n = sock_call(info.fd, info.timeout_ns, True,
-                      _do_send if dest == NULL else _do_sendto, &ctx)
+                      _do_send if dest == NULL else _do_sendto, &ctx,
+                      _wait_first(flags, view.len))
     finally:
         PyBuffer_Release(&view)
     return n
@@ -330,13 +342,17 @@ cdef object _recv_into(object sock, object method, PyObject **args, Py_ssize_t n
     if not PyBuffer_IsContiguous(&view, b'C') or nbytes > view.len:
         PyBuffer_Release(&view)
         return _delegate(method, sock, args, nargs, kwnames)
+    if not want_address and (nbytes if nbytes else view.len) == 0:
+        PyBuffer_Release(&view)
+        return 0            # as CPython's sock_recv_guts: no syscall for 0 bytes
     try:
         ctx.buf = <char *>view.buf
         ctx.length = <size_t>(nbytes if nbytes else view.len)
         ctx.flags = flags
         ctx.addr_len = 0
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx)
+                      _do_recvfrom if want_address else _do_recv, &ctx,
+                      _wait_first(flags, ctx.length))
     finally:
         PyBuffer_Release(&view)
     if not want_address:

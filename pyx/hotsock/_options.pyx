@@ -39,11 +39,11 @@ cdef int _fd(object sock) except? -1:   # -1 is also a closed socket's fd
     return info.fd
 
 
-cdef int _set(object sock, int level, int name, const void *value,
-              socklen_t size) except -1:
+# The setters return None (through these helpers), as setsockopt() does.
+
+cdef object _set(object sock, int level, int name, const void *value, socklen_t size):
     if setsockopt(_fd(sock), level, name, value, size) < 0:
         raise_errno(errno)
-    return 0
 
 
 cdef int _get(object sock, int level, int name, void *value, socklen_t *size) except -1:
@@ -52,7 +52,7 @@ cdef int _get(object sock, int level, int name, void *value, socklen_t *size) ex
     return 0
 
 
-cdef int _set_int(object sock, int level, int name, int value) except -1:
+cdef object _set_int(object sock, int level, int name, int value):
     return _set(sock, level, name, &value, sizeof(value))
 
 
@@ -63,7 +63,7 @@ cdef int _get_int(object sock, int level, int name) except? -1:
     return value
 
 
-cdef int _set_byte(object sock, int level, int name, unsigned char value) except -1:
+cdef object _set_byte(object sock, int level, int name, unsigned char value):
     # The BSDs insist on one byte for IP_MULTICAST_TTL/LOOP; Linux takes it too.
     return _set(sock, level, name, &value, sizeof(value))
 
@@ -164,8 +164,8 @@ cdef void _sockaddr_v6(sockaddr_storage *out, in6_addr *address) noexcept:
 
 # --- multicast membership -----------------------------------------------------------
 
-cdef int _membership(object sock, object group, object interface, object source,
-                     bint join) except -1:
+cdef object _membership(object sock, object group, object interface, object source,
+                        bint join):
     cdef in_addr group4, source4, iface4
     cdef in6_addr group6, source6
     cdef ip_mreq mreq
@@ -253,8 +253,8 @@ def leave_group(sock, group, interface=None, source=None):
     return _membership(sock, group, interface, source, False)
 
 
-cdef int _source_filter(object sock, object group, object source, object interface,
-                        bint block) except -1:
+cdef object _source_filter(object sock, object group, object source, object interface,
+                           bint block):
     cdef in_addr group4, source4, iface4
     cdef in6_addr group6, source6
     cdef ip_mreq_source mreq_source
@@ -414,7 +414,7 @@ def get_linger(sock):
     return (bool(value.l_onoff), value.l_linger)
 
 
-cdef int _set_timeval(object sock, int name, object seconds) except -1:
+cdef object _set_timeval(object sock, int name, object seconds):
     cdef timeval value
     if seconds is None:
         seconds = 0
@@ -496,7 +496,7 @@ def get_keepalive(sock):
     return tuple(values)
 
 
-cdef int _set_buffer(object sock, int name, int force_name, object size, bint force) except -1:
+cdef object _set_buffer(object sock, int name, int force_name, object size, bint force):
     cdef int err
     _check_range("buffer size", size, 1, 0x7fffffff)
     if force and force_name >= 0:

@@ -13,7 +13,11 @@ mirrors CPython's ``sock_call_ex`` (Modules/socketmodule.c):
 
 Unlike CPython, a socket with a timeout tries the syscall *before* polling:
 its descriptor is already non-blocking, so the first attempt costs nothing
-when data is waiting, and saves one poll() per call in a busy loop.
+when data is waiting, and saves one poll() per call in a busy loop.  The
+outcome is the same as polling first wherever the kernel answers a socket
+that is not ready with EAGAIN.  Where it does not -- MSG_OOB (EINVAL, or
+urgent data without POLLIN) and zero-length transfers (they succeed at
+once) -- callers pass ``wait_first`` and the stdlib's order is kept.
 """
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport errno, EINTR, EAGAIN
@@ -62,11 +66,15 @@ cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1:
 
 
 cdef ssize_t sock_call(int fd, int64_t timeout_ns, bint writing,
-                       io_func func, void *ctx) except -1:
+                       io_func func, void *ctx, bint wait_first=False) except -1:
     """Run ``func(fd, ctx)`` with the socket's blocking semantics."""
     cdef ssize_t res
     cdef int err
     cdef int64_t deadline = 0
+    if wait_first and timeout_ns > 0:
+        deadline = hs_monotonic_ns() + timeout_ns
+        if not wait_ready(fd, writing, deadline):
+            return raise_timeout()
     while True:
         with nogil:
             res = func(fd, ctx)

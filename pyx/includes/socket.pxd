@@ -41,6 +41,7 @@ cdef extern from "<sys/socket.h>" nogil:
     enum: MSG_TRUNC
     enum: MSG_CTRUNC
     enum: MSG_DONTWAIT
+    enum: MSG_OOB
 
     ssize_t recv(int fd, void *buf, size_t n, int flags)
     ssize_t recvfrom(int fd, void *buf, size_t n, int flags,

@@ -1,0 +1,91 @@
+"""Calls the kernel does not answer with EAGAIN: zero-length transfers and
+MSG_OOB.  hotsock tries a syscall before waiting on a socket with a timeout;
+for these it must wait first, exactly as the stdlib does.  Side by side."""
+import socket
+import time
+
+import pytest
+
+import hotsock
+
+IMPLS = [socket.socket, hotsock.socket]
+IDS = ["stdlib", "hotsock"]
+
+
+def outcome(call):
+    start = time.monotonic()
+    try:
+        result = ("returned", call())
+    except Exception as exc:    # noqa: BLE001  (compared, not swallowed)
+        result = ("raised", type(exc), str(exc))
+    return result, time.monotonic() - start
+
+
+@pytest.fixture
+def tcp_pair():
+    def make(impl):
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            client = impl(socket.AF_INET, socket.SOCK_STREAM)
+            client.connect(server.getsockname())
+            peer, _ = server.accept()
+        made.append((client, peer))
+        return client, peer
+    made = []
+    yield make
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_zero_length_recv_touches_nothing(impl):
+    with impl(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(0.3)
+        (kind, value), elapsed = outcome(lambda: rx.recv(0))
+        assert (kind, value) == ("returned", b"") and elapsed < 0.2
+        assert rx.recv_into(bytearray(0)) == 0
+        tx.sendto(b"kept", rx.getsockname())
+        time.sleep(0.05)
+        assert rx.recv(0) == b""
+        assert rx.recv(16) == b"kept"         # the datagram was not consumed
+
+
+def test_oob_without_urgent_data_waits_for_the_timeout(tcp_pair):
+    results = []
+    for impl in IMPLS:
+        client, peer = tcp_pair(impl)
+        client.settimeout(0.3)
+        result, elapsed = outcome(lambda: client.recv(1, socket.MSG_OOB))
+        results.append(result)
+        assert elapsed >= 0.25
+    assert results[0] == results[1] == ("raised", socket.timeout, "timed out")
+
+
+def test_oob_with_only_urgent_data_behaves_alike(tcp_pair):
+    results = []
+    for impl in IMPLS:
+        client, peer = tcp_pair(impl)
+        peer.send(b"!", socket.MSG_OOB)
+        time.sleep(0.05)
+        client.settimeout(0.3)
+        results.append(outcome(lambda: client.recv(1, socket.MSG_OOB))[0])
+    assert results[0] == results[1]
+
+
+def test_empty_send_on_a_full_socket_waits_for_the_timeout(tcp_pair):
+    results = []
+    for impl in IMPLS:
+        client, peer = tcp_pair(impl)
+        client.setblocking(False)
+        try:
+            while True:
+                client.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        client.settimeout(0.3)
+        result, elapsed = outcome(lambda: client.send(b""))
+        results.append(result)
+        assert elapsed >= 0.25
+    assert results[0] == results[1] == ("raised", socket.timeout, "timed out")
