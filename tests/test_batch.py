@@ -613,3 +613,33 @@ def test_recv_batch_allocates_nothing_at_all():
         # for Cython functions there): per call, never per datagram.
         allowed = 0 if sys.version_info >= (3, 10) else 64
         assert _peak_during(drain_ten) <= allowed
+
+
+def test_send_batch_survives_sequences_shrinking_under_it(pair):
+    rx, tx = pair
+    buffers = [b"a"] * 2000
+
+    class ShrinkingPort:
+        def __index__(self):
+            buffers.clear()              # user code running inside send_batch
+            return rx.getsockname()[1]
+
+    host = rx.getsockname()[0]
+    flow = (0, 0) if rx.family == socket.AF_INET6 else ()
+    addresses = [(host, ShrinkingPort(), *flow)] + [rx.getsockname()] * 1999
+    sent = tx.send_batch(buffers, addresses=addresses)
+    assert sent == 2000                 # what was given when the call began
+    assert buffers == []
+
+
+def test_send_batch_flowinfo_is_masked_like_sendto():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    with hotsock.socket(socket.AF_INET6, socket.SOCK_DGRAM) as rx, \
+            hotsock.socket(socket.AF_INET6, socket.SOCK_DGRAM) as tx:
+        rx.bind(("::1", 0))
+        rx.settimeout(2)
+        port = rx.getsockname()[1]
+        socket.socket.sendto(tx, b"std", ("::1", port, 2 ** 32, 0))   # the stdlib accepts it
+        assert tx.send_batch([b"hot"], ("::1", port, 2 ** 32, 0)) == 1
+        assert sorted([rx.recv(8), rx.recv(8)]) == [b"hot", b"std"]

@@ -377,3 +377,8 @@ def test_setters_return_none(s, tcp):
     s.bind(("0.0.0.0", 0))
     assert s.join_group(GROUP, "127.0.0.1") is None
     assert s.leave_group(GROUP, "127.0.0.1") is None
+
+
+def test_sub_microsecond_timeout_is_not_no_timeout(s):
+    s.set_recv_timeout(4e-7)
+    assert s.get_recv_timeout() == pytest.approx(1e-6, abs=0.005)

@@ -89,3 +89,73 @@ def test_empty_send_on_a_full_socket_waits_for_the_timeout(tcp_pair):
         results.append(result)
         assert elapsed >= 0.25
     assert results[0] == results[1] == ("raised", socket.timeout, "timed out")
+
+
+def _alarm_guard(seconds):
+    """Make a hang fail the test instead of the run."""
+    import signal
+
+    def expired(signum, frame):
+        raise AssertionError(f"still blocked after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    return previous
+
+
+def _alarm_off(previous):
+    import signal
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=IDS)
+def test_timeout_holds_when_another_handle_made_the_descriptor_blocking(impl):
+    with impl(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(0.3)
+        other = s.dup()
+        other.settimeout(None)          # O_NONBLOCK off for the shared file description
+        previous = _alarm_guard(3)
+        try:
+            result, elapsed = outcome(lambda: s.recv(10))
+        finally:
+            _alarm_off(previous)
+            other.close()
+    assert result == ("raised", socket.timeout, "timed out")
+    assert 0.25 <= elapsed < 2.0
+
+
+def test_listening_socket_times_out_like_the_stdlib():
+    results = []
+    for impl in IMPLS:
+        with impl(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            s.settimeout(0.2)
+            for call in (lambda: s.recv(10), lambda: s.recv_into(bytearray(4)),
+                         lambda: s.send(b"x")):
+                result, elapsed = outcome(call)
+                results.append((impl.__name__, result))
+                assert elapsed >= 0.15
+    stdlib = [r for name, r in results[:3]]
+    hot = [r for name, r in results[3:]]
+    assert stdlib == hot
+    assert all(r == ("raised", socket.timeout, "timed out") for r in hot)
+
+
+def test_msg_trunc_on_tcp_returns_zeros_not_old_memory(tcp_pair):
+    with hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        u.bind(("127.0.0.1", 0))
+        tx.sendto(b"SECRET-" * 100, u.getsockname())
+        u.settimeout(2)
+        assert u.recv(700).startswith(b"SECRET-")     # leaves the bytes on the stack
+    client, peer = tcp_pair(hotsock.socket)
+    peer.sendall(b"d" * 600)
+    client.settimeout(2)
+    time.sleep(0.05)
+    for size in (600, 9000):                            # the stack and the heap paths
+        data = client.recv(size, socket.MSG_TRUNC)
+        assert data == bytes(len(data)) and len(data) > 0
+        peer.sendall(b"d" * 600)
+        time.sleep(0.05)

@@ -167,8 +167,9 @@ cdef int resolve_address(int family, object addr, str caller,
             f"'{type(port).__name__}' object cannot be interpreted as an integer") from None
     if not 0 <= port <= 0xffff:
         raise OverflowError(f"{caller}(): port must be 0-65535.")
-    flowinfo = extra[0].__index__() if len(extra) > 0 else 0
-    scope_id = extra[1].__index__() if len(extra) > 1 else 0
+    # The stdlib parses both with "I": masked to 32 bits, then range-checked.
+    flowinfo = (extra[0].__index__() & 0xffffffff) if len(extra) > 0 else 0
+    scope_id = (extra[1].__index__() & 0xffffffff) if len(extra) > 1 else 0
     if not 0 <= flowinfo <= 0xfffff:
         raise OverflowError(f"{caller}(): flowinfo must be 0-1048575.")
     if text and text != "<broadcast>" and "%" not in text:

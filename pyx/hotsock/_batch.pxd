@@ -28,7 +28,6 @@ cdef class RecvBatch:
     cdef sockaddr_storage *_names
     cdef Py_ssize_t _received
     cdef Py_ssize_t _dirty
-    cdef int _deferred_errno
     cdef bint _busy
     cdef AddressCache _addresses
 

@@ -29,7 +29,7 @@ from includes.socket cimport (
     MSG_TRUNC, MSG_CTRUNC, MSG_DONTWAIT)
 from hotsock._address cimport AddressCache, cache_of, resolve_address
 from hotsock._pysocket cimport SockInfo, get_sock_info
-from hotsock._syscall cimport sock_call, raise_errno
+from hotsock._syscall cimport sock_call, raise_errno, timeout_flags
 
 #: The most datagrams one recvmmsg/sendmmsg call takes (the kernel's UIO_MAXIOV).
 MAX_BATCH = HS_MAX_BATCH
@@ -253,6 +253,11 @@ cdef ssize_t _do_recvmsg_loop(int fd, void *p) noexcept nogil:
     return c.count
 
 
+# Errors the recvmsg fallback met after the first datagram of a call, by
+# descriptor: the next recv_batch on that descriptor raises them.
+cdef dict _deferred_errors = {}
+
+
 def recv_batch(sock, RecvBatch batch not None, int flags=0):
     """recv_batch(sock, batch, flags=0) -> int
 
@@ -277,13 +282,11 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     if batch._busy:
         # Another thread is receiving into it (with the GIL released).
         raise RuntimeError("this RecvBatch is already receiving in another thread")
-    if batch._deferred_errno:
+    if info.fd in _deferred_errors:
         # The fallback met this error after receiving datagrams last time:
-        # report it now, as the kernel's recvmmsg does.
-        i = batch._deferred_errno
-        batch._deferred_errno = 0
+        # report it now, as the kernel's recvmmsg does with sk_err.
         batch._received = 0
-        raise_errno(<int>i)
+        raise_errno(<int>_deferred_errors.pop(info.fd))
     # The kernel rewrote these fields in the slots it filled last time.
     for i in range(batch._dirty):
         m = &batch._msgs[i]
@@ -293,7 +296,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
         m.msg_hdr.msg_flags = 0
     ctx.msgs = batch._msgs
     ctx.count = <unsigned int>batch.count
-    ctx.flags = flags
+    ctx.flags = timeout_flags(info.timeout_ns, flags)
     ctx.later_errno = 0
     batch._received = 0
     batch._dirty = batch.count
@@ -308,7 +311,8 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
         msg_flags[i] = batch._msgs[i].msg_hdr.msg_flags
     batch._received = n
     batch._dirty = n
-    batch._deferred_errno = ctx.later_errno
+    if ctx.later_errno:
+        _deferred_errors[info.fd] = ctx.later_errno
     return n
 
 
@@ -371,12 +375,14 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
     cdef socklen_t name_len = 0
     cdef AddressCache cache
     get_sock_info(sock, &info)
-    items = PySequence_Fast(buffers, "send_batch() expects a sequence of bytes-like objects")
+    # Tuples: user code runs below (__index__, name lookups with the GIL
+    # released) and must not be able to shrink what is being indexed.
+    items = tuple(PySequence_Fast(buffers, "send_batch() expects a sequence of bytes-like objects"))
     n = PySequence_Fast_GET_SIZE(items)
     if address is not None and addresses is not None:
         raise TypeError("send_batch() takes address or addresses, not both")
     if addresses is not None:
-        targets = PySequence_Fast(addresses, "addresses must be a sequence of addresses")
+        targets = tuple(PySequence_Fast(addresses, "addresses must be a sequence of addresses"))
         if PySequence_Fast_GET_SIZE(targets) != n:
             raise ValueError(f"{n} buffers but {PySequence_Fast_GET_SIZE(targets)} addresses")
     if n == 0:
@@ -411,7 +417,7 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
             elif names != NULL:
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
-        ctx.flags = flags
+        ctx.flags = timeout_flags(info.timeout_ns, flags)
         while total < n:
             ctx.msgs = msgs + total
             ctx.count = <unsigned int>min(n - total, <Py_ssize_t>HS_MAX_BATCH)

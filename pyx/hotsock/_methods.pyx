@@ -22,13 +22,13 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.string cimport memcpy, memset
 
-from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, AF_INET, AF_INET6, MSG_OOB
+from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, AF_INET, AF_INET6, MSG_TRUNC
 # The C calls are renamed: recv, recvfrom, ... are the methods defined here.
 from includes.socket cimport (
     recv as c_recv, recvfrom as c_recvfrom, send as c_send, sendto as c_sendto)
 from hotsock._address cimport AddressCache, cache_of
 from hotsock._pysocket cimport SockInfo, get_sock_info, is_fast_socket
-from hotsock._syscall cimport sock_call
+from hotsock._syscall cimport sock_call, timeout_flags
 
 import _socket
 
@@ -152,13 +152,6 @@ cdef inline bint _flag_int(PyObject *o, int *out) noexcept:
     return True
 
 
-cdef inline bint _wait_first(int flags, Py_ssize_t length) noexcept:
-    """Calls the kernel does not answer with EAGAIN when the socket is not
-    ready: with a timeout they wait for readiness first, as the stdlib does
-    (see _syscall.pyx)."""
-    return (flags & MSG_OOB) != 0 or length == 0
-
-
 cdef inline bint _inet(int family) noexcept:
     return family == AF_INET or family == AF_INET6
 
@@ -178,6 +171,7 @@ cdef Py_ssize_t _cache_offset = -1
 
 cdef AddressCache _cache(object sock):
     cdef PyObject **slot
+    cdef PyObject *old
     if _cache_offset < 0:
         return cache_of(sock)
     slot = <PyObject **>((<char *><PyObject *>sock) + _cache_offset)
@@ -185,8 +179,9 @@ cdef AddressCache _cache(object sock):
         return <AddressCache>slot[0]
     cache = AddressCache()
     Py_INCREF(cache)
-    Py_XDECREF(slot[0])
+    old = slot[0]
     slot[0] = <PyObject *>cache
+    Py_XDECREF(old)         # after the store: a __del__ then sees the new cache
     return cache
 
 
@@ -234,14 +229,17 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
     cdef object result
     if bufsize == 0 and not want_address:
         return b""          # as CPython's sock_recv_guts: no syscall for 0 bytes
-    ctx.flags = flags
+    ctx.flags = timeout_flags(info.timeout_ns, flags)
     ctx.addr_len = 0
     if bufsize <= STACK_RECV:
+        if flags & MSG_TRUNC:
+            # TCP discards the data without writing the buffer: never hand
+            # out what the stack held before.
+            memset(stack_buf, 0, bufsize)
         ctx.buf = stack_buf
         ctx.length = <size_t>bufsize
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx,
-                      _wait_first(flags, bufsize))
+                      _do_recvfrom if want_address else _do_recv, &ctx)
         if n <= bufsize:
             result = PyBytes_FromStringAndSize(stack_buf, n)
         else:
@@ -252,11 +250,12 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
             memcpy(PyBytes_AS_STRING(result), stack_buf, bufsize)
     else:
         result = PyBytes_FromStringAndSize(NULL, bufsize)
+        if flags & MSG_TRUNC:
+            memset(PyBytes_AS_STRING(result), 0, bufsize)
         ctx.buf = PyBytes_AS_STRING(result)
         ctx.length = <size_t>bufsize
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx,
-                      _wait_first(flags, bufsize))
+                      _do_recvfrom if want_address else _do_recv, &ctx)
         if n != bufsize:
             if n < bufsize:
                 result = PyBytes_FromStringAndSize(ctx.buf, n)
@@ -282,12 +281,11 @@ cdef object _send(SockInfo *info, object data, int flags,
     try:
         ctx.buf = <char *>view.buf
         ctx.length = <size_t>view.len
-        ctx.flags = flags
+        ctx.flags = timeout_flags(info.timeout_ns, flags)
         ctx.dest = dest
         ctx.dest_len = dest_len
         n = sock_call(info.fd, info.timeout_ns, True,
-                      _do_send if dest == NULL else _do_sendto, &ctx,
-                      _wait_first(flags, view.len))
+                      _do_send if dest == NULL else _do_sendto, &ctx)
     finally:
         PyBuffer_Release(&view)
     return n
@@ -348,11 +346,10 @@ cdef object _recv_into(object sock, object method, PyObject **args, Py_ssize_t n
     try:
         ctx.buf = <char *>view.buf
         ctx.length = <size_t>(nbytes if nbytes else view.len)
-        ctx.flags = flags
+        ctx.flags = timeout_flags(info.timeout_ns, flags)
         ctx.addr_len = 0
         n = sock_call(info.fd, info.timeout_ns, False,
-                      _do_recvfrom if want_address else _do_recv, &ctx,
-                      _wait_first(flags, ctx.length))
+                      _do_recvfrom if want_address else _do_recv, &ctx)
     finally:
         PyBuffer_Release(&view)
     if not want_address:

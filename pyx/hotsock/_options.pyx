@@ -423,6 +423,8 @@ cdef object _set_timeval(object sock, int name, object seconds):
     if not 0 <= seconds < 2 ** 31:
         raise ValueError(f"seconds must be None or between 0 and 2**31, not {seconds}")
     microseconds = round(seconds * 1000000)
+    if seconds > 0 and microseconds == 0:
+        microseconds = 1        # a zero timeval would mean "no timeout"
     value.tv_sec = microseconds // 1000000
     value.tv_usec = microseconds % 1000000
     return _set(sock, SOL_SOCKET, name, &value, sizeof(value))

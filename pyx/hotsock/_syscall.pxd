@@ -6,7 +6,8 @@ from libc.stdint cimport int64_t
 ctypedef ssize_t (*io_func)(int fd, void *ctx) noexcept nogil
 
 cdef ssize_t sock_call(int fd, int64_t timeout_ns, bint writing,
-                       io_func func, void *ctx, bint wait_first=*) except -1
+                       io_func func, void *ctx) except -1
+cdef int timeout_flags(int64_t timeout_ns, int flags) noexcept
 cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1
 cdef int raise_errno(int err) except -1
 cdef int raise_timeout() except -1

@@ -11,22 +11,27 @@ mirrors CPython's ``sock_call_ex`` (Modules/socketmodule.c):
 * any other failure becomes ``OSError(errno, strerror)``, so PEP 3151 picks
   the subclass (``BlockingIOError``, ``ConnectionRefusedError``, ...).
 
-Unlike CPython, a socket with a timeout tries the syscall *before* polling:
-its descriptor is already non-blocking, so the first attempt costs nothing
-when data is waiting, and saves one poll() per call in a busy loop.  The
-outcome is the same as polling first wherever the kernel answers a socket
-that is not ready with EAGAIN.  Where it does not -- MSG_OOB (EINVAL, or
-urgent data without POLLIN) and zero-length transfers (they succeed at
-once) -- callers pass ``wait_first`` and the stdlib's order is kept.
+With a timeout, readiness is awaited *before* each attempt, as CPython
+does, so every outcome (a timeout where the kernel would refuse at once, a
+pending error reported through POLLERR) is the stdlib's.  Callers also pass
+MSG_DONTWAIT then (see ``timeout_flags``): the descriptor's O_NONBLOCK flag
+belongs to the open file description, which another handle (``dup()``, a
+forked worker) may have switched back to blocking.
 """
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.stdint cimport int64_t
 
 from includes.compat cimport hs_monotonic_ns
+from includes.socket cimport MSG_DONTWAIT
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
 
 from socket import timeout as _timeout_error   # TimeoutError since 3.10
+
+
+cdef int timeout_flags(int64_t timeout_ns, int flags) noexcept:
+    """*flags* for a syscall on a socket with this timeout (MSG_DONTWAIT if any)."""
+    return flags | MSG_DONTWAIT if timeout_ns > 0 else flags
 
 
 cdef int raise_errno(int err) except -1:
@@ -44,6 +49,8 @@ cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1:
     cdef pollfd pfd
     cdef int res, err, timeout_ms
     cdef int64_t remaining
+    if fd < 0:
+        return 1        # a closed socket: let the syscall report EBADF, as CPython does
     pfd.fd = fd
     pfd.events = POLLOUT if writing else POLLIN
     while True:
@@ -66,16 +73,16 @@ cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1:
 
 
 cdef ssize_t sock_call(int fd, int64_t timeout_ns, bint writing,
-                       io_func func, void *ctx, bint wait_first=False) except -1:
+                       io_func func, void *ctx) except -1:
     """Run ``func(fd, ctx)`` with the socket's blocking semantics."""
     cdef ssize_t res
     cdef int err
     cdef int64_t deadline = 0
-    if wait_first and timeout_ns > 0:
+    if timeout_ns > 0:
         deadline = hs_monotonic_ns() + timeout_ns
-        if not wait_ready(fd, writing, deadline):
-            return raise_timeout()
     while True:
+        if timeout_ns > 0 and not wait_ready(fd, writing, deadline):
+            return raise_timeout()
         with nogil:
             res = func(fd, ctx)
             err = errno
@@ -85,10 +92,6 @@ cdef ssize_t sock_call(int fd, int64_t timeout_ns, bint writing,
             if PyErr_CheckSignals() < 0:
                 return -1
             continue
-        if timeout_ns > 0 and (err == EAGAIN):
-            if deadline == 0:
-                deadline = hs_monotonic_ns() + timeout_ns
-            if not wait_ready(fd, writing, deadline):
-                return raise_timeout()
-            continue
+        if timeout_ns > 0 and err == EAGAIN:
+            continue        # ready, then not: another reader won the race
         return raise_errno(err)
