@@ -153,3 +153,69 @@ def test_broadcast_needs_so_broadcast(network):
     assert send(a, to=a.broadcast, tag="refused") == "PermissionError 13"
     assert send(a, to=a.broadcast, tag="bcast", broadcast=True) == f"sent {COUNT}"
     assert heard(rx) == expected(a, "bcast")
+
+
+# IPv6: the hosts' link-local addresses, once duplicate address detection is done.
+
+GROUP6 = "ff12::18:7"       # transient, link-local scope
+
+RECEIVER6 = """
+import json, sys, hotsock
+cfg = json.loads(sys.argv[1])
+with hotsock.socket(hotsock.AF_INET6, hotsock.SOCK_DGRAM) as s:
+    s.bind(("::", cfg["port"]))
+    s.join_group(cfg["group"], "eth0")
+    s.settimeout(cfg.get("wait", 1.5))
+    print("ready", flush=True)
+    got = 0
+    try:
+        while got < cfg.get("count", 100):
+            data, peer = s.recvfrom(2048)
+            print("from", peer[0], data.decode(), flush=True)
+            got += 1
+    except hotsock.timeout:
+        pass
+    print("done", got)
+"""
+
+SENDER6 = """
+import json, sys, hotsock
+cfg = json.loads(sys.argv[1])
+with hotsock.socket(hotsock.AF_INET6, hotsock.SOCK_DGRAM) as s:
+    s.set_multicast_interface("eth0")
+    s.set_multicast_ttl(cfg["hops"])
+    s.set_multicast_loop(cfg["loop"])
+    for i in range(cfg["count"]):
+        s.sendto(("%s %d" % (cfg["tag"], i)).encode(), (cfg["group"], cfg["port"]))
+    print("sent", cfg["count"])
+"""
+
+
+def link_local(host, timeout=5.0):
+    """The host's fe80:: address, waiting until it is no longer tentative."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = host.run(["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]).stdout
+        if out and "tentative" not in out:
+            return out.split()[3].split("/")[0]
+        time.sleep(0.1)
+    pytest.skip("IPv6 link-local address not ready (no IPv6 in the namespaces?)")
+
+
+@pytest.mark.parametrize("hops, loop", [(1, False), (0, True)])
+def test_ipv6_multicast_between_hosts(network, hops, loop):
+    a, b = network.add_host("a"), network.add_host("b")
+    a_address = link_local(a)
+    link_local(b)
+    cfg = {"port": PORT, "group": GROUP6, "count": COUNT}
+    local = a.popen_python(RECEIVER6, json.dumps(cfg))
+    remote = b.popen_python(RECEIVER6, json.dumps(cfg))
+    assert read_line(local, TIMEOUT) == "ready" and read_line(remote, TIMEOUT) == "ready"
+    result = a.run_python(SENDER6, json.dumps({**cfg, "tag": "six", "hops": hops, "loop": loop}),
+                          timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    sent = [(a_address, f"six {i}") for i in range(COUNT)]
+    # hop limit 0: only this host's members; loop off: only the other host's.
+    assert heard(remote) == ([] if hops == 0 else sent)
+    assert heard(local) == (sent if loop else [])
