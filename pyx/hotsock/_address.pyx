@@ -13,7 +13,6 @@ a loop receiving from one peer builds its tuple once.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
-from cpython.object cimport PyObject
 from libc.stdint cimport uint16_t, uint32_t
 from libc.string cimport memcpy, memcmp, memset, strlen
 

@@ -15,12 +15,11 @@ import os
 
 from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE,
-    PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES, PyBUF_WRITABLE)
+    PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS
 from libc.stdint cimport uint32_t, int32_t
-from libc.string cimport memcpy, memset
 
 from includes.compat cimport (
     mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE)

@@ -15,8 +15,7 @@ Structs are filled field by field, so their per-OS layouts (``ip_mreq_source``
 orders its fields differently on Linux and the BSDs) come from the system
 headers.
 """
-from libc.stdint cimport uint32_t
-from libc.string cimport memset, memcpy
+from libc.string cimport memset
 
 from includes.socket cimport (
     sockaddr, sockaddr_storage, socklen_t, setsockopt, getsockopt,
@@ -28,7 +27,7 @@ from includes.options cimport *
 from hotsock._pysocket cimport SockInfo, get_sock_info
 from hotsock._syscall cimport raise_errno
 
-from libc.errno cimport errno, EPERM, ENOPROTOOPT, ENODEV
+from libc.errno cimport errno, ENOPROTOOPT, ENODEV
 
 
 # --- raw get/set ---------------------------------------------------------------

@@ -4,7 +4,6 @@ The loops themselves live in ``reference/loops.c``; this module only calls
 them with the GIL released.  Each function moves *total* datagrams of *size*
 bytes and returns how many it moved (``OSError`` if none).
 """
-from libc.string cimport memcpy
 
 from includes.socket cimport sockaddr, sockaddr_storage, socklen_t
 from hotsock._address cimport resolve_address
