@@ -17,6 +17,7 @@ from cpython.buffer cimport (
     PyBuffer_Release, PyBuffer_IsContiguous, PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.exc cimport PyErr_Clear
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
@@ -31,6 +32,10 @@ from hotsock._pysocket cimport SockInfo, get_sock_info, is_fast_socket
 from hotsock._syscall cimport sock_call, timeout_flags
 
 import _socket
+
+cdef extern from "Python.h":
+    object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf,
+                               PyObject *kwnames)
 
 cdef extern from "Python.h":
     # Without Cython's automatic raise: a refusal here means "let the stdlib
@@ -77,13 +82,23 @@ cdef object _std_sendto = _socket.socket.sendto
 
 cdef object _delegate(object method, object sock, PyObject **args, Py_ssize_t nargs,
                       PyObject *kwnames):
-    """Hand an unusual call to the stdlib method: it converts or refuses it."""
-    positional = [<object>args[i] for i in range(nargs)]
-    keywords = {}
-    if kwnames != NULL:
-        for i in range(PyTuple_GET_SIZE(<object>kwnames)):
-            keywords[<object>PyTuple_GET_ITEM(<object>kwnames, i)] = <object>args[nargs + i]
-    return method(sock, *positional, **keywords)
+    """Hand an unusual call to the stdlib method: it converts or refuses it.
+
+    Called the way ``sock.recv(...)`` reaches it -- a vectorcall of the
+    method descriptor with ``sock`` first -- so that even argument errors
+    are worded as the stdlib words them on every Python version.
+    """
+    cdef Py_ssize_t n_kw = PyTuple_GET_SIZE(<object>kwnames) if kwnames != NULL else 0
+    cdef Py_ssize_t total = 1 + nargs + n_kw
+    cdef PyObject **stack = <PyObject **>PyMem_Malloc(total * sizeof(PyObject *))
+    if stack == NULL:
+        raise MemoryError()
+    try:
+        stack[0] = <PyObject *>sock
+        memcpy(&stack[1], args, (nargs + n_kw) * sizeof(PyObject *))
+        return PyObject_Vectorcall(method, stack, <size_t>(1 + nargs), kwnames)
+    finally:
+        PyMem_Free(stack)
 
 
 cdef bint _parse(PyObject **args, Py_ssize_t nargs, PyObject *kwnames, tuple names,
