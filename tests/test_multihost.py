@@ -19,9 +19,10 @@ TIMEOUT = 15
 RECEIVER = """
 import json, sys, hotsock
 cfg = json.loads(sys.argv[1])
-with hotsock.socket(hotsock.AF_INET, hotsock.SOCK_DGRAM) as s:
+family = hotsock.AF_INET6 if cfg.get("ipv6") else hotsock.AF_INET
+with hotsock.socket(family, hotsock.SOCK_DGRAM) as s:
     s.set_reuse_address(True)
-    s.bind(("0.0.0.0", cfg["port"]))
+    s.bind(("::" if cfg.get("ipv6") else "0.0.0.0", cfg["port"]))
     if cfg.get("group"):
         s.join_group(cfg["group"], cfg.get("interface"), cfg.get("source"))
     s.settimeout(cfg.get("wait", 1.5))
@@ -40,7 +41,8 @@ with hotsock.socket(hotsock.AF_INET, hotsock.SOCK_DGRAM) as s:
 SENDER = """
 import json, sys, hotsock
 cfg = json.loads(sys.argv[1])
-with hotsock.socket(hotsock.AF_INET, hotsock.SOCK_DGRAM) as s:
+family = hotsock.AF_INET6 if cfg.get("ipv6") else hotsock.AF_INET
+with hotsock.socket(family, hotsock.SOCK_DGRAM) as s:
     if "ttl" in cfg:
         s.set_multicast_ttl(cfg["ttl"])
     if "loop" in cfg:
@@ -159,38 +161,6 @@ def test_broadcast_needs_so_broadcast(network):
 
 GROUP6 = "ff12::18:7"       # transient, link-local scope
 
-RECEIVER6 = """
-import json, sys, hotsock
-cfg = json.loads(sys.argv[1])
-with hotsock.socket(hotsock.AF_INET6, hotsock.SOCK_DGRAM) as s:
-    s.bind(("::", cfg["port"]))
-    s.join_group(cfg["group"], "eth0")
-    s.settimeout(cfg.get("wait", 1.5))
-    print("ready", flush=True)
-    got = 0
-    try:
-        while got < cfg.get("count", 100):
-            data, peer = s.recvfrom(2048)
-            print("from", peer[0], data.decode(), flush=True)
-            got += 1
-    except hotsock.timeout:
-        pass
-    print("done", got)
-"""
-
-SENDER6 = """
-import json, sys, hotsock
-cfg = json.loads(sys.argv[1])
-with hotsock.socket(hotsock.AF_INET6, hotsock.SOCK_DGRAM) as s:
-    s.set_multicast_interface("eth0")
-    s.set_multicast_ttl(cfg["hops"])
-    s.set_multicast_loop(cfg["loop"])
-    for i in range(cfg["count"]):
-        s.sendto(("%s %d" % (cfg["tag"], i)).encode(), (cfg["group"], cfg["port"]))
-    print("sent", cfg["count"])
-"""
-
-
 def link_local(host, timeout=5.0):
     """The host's fe80:: address, waiting until it is no longer tentative."""
     import time
@@ -208,13 +178,9 @@ def test_ipv6_multicast_between_hosts(network, hops, loop):
     a, b = network.add_host("a"), network.add_host("b")
     a_address = link_local(a)
     link_local(b)
-    cfg = {"port": PORT, "group": GROUP6, "count": COUNT}
-    local = a.popen_python(RECEIVER6, json.dumps(cfg))
-    remote = b.popen_python(RECEIVER6, json.dumps(cfg))
-    assert read_line(local, TIMEOUT) == "ready" and read_line(remote, TIMEOUT) == "ready"
-    result = a.run_python(SENDER6, json.dumps({**cfg, "tag": "six", "hops": hops, "loop": loop}),
-                          timeout=TIMEOUT)
-    assert result.returncode == 0, result.stderr
+    local = start_receiver(a, ipv6=True, group=GROUP6, interface="eth0", count=COUNT)
+    remote = start_receiver(b, ipv6=True, group=GROUP6, interface="eth0", count=COUNT)
+    send(a, ipv6=True, to=GROUP6, tag="six", interface="eth0", ttl=hops, loop=loop)
     sent = [(a_address, f"six {i}") for i in range(COUNT)]
     # hop limit 0: only this host's members; loop off: only the other host's.
     assert heard(remote) == ([] if hops == 0 else sent)

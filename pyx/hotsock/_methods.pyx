@@ -28,7 +28,7 @@ from includes.socket cimport sockaddr, sockaddr_storage, socklen_t, AF_INET, AF_
 from includes.socket cimport (
     recv as c_recv, recvfrom as c_recvfrom, send as c_send, sendto as c_sendto)
 from hotsock._address cimport AddressCache, cache_of
-from hotsock._pysocket cimport SockInfo, get_sock_info, is_fast_socket
+from hotsock._pysocket cimport SockInfo, fast_sock_info
 from hotsock._syscall cimport sock_call, timeout_flags
 
 import _socket
@@ -181,14 +181,6 @@ cdef inline bint _inet(int family) noexcept:
     return family == AF_INET or family == AF_INET6
 
 
-cdef inline int _fast_info(object sock, SockInfo *info) except -1:
-    """1 if *sock*'s fields can be read directly (CPython's layout was verified)."""
-    if not is_fast_socket(sock):
-        return 0
-    get_sock_info(sock, info)
-    return 1
-
-
 # Offset of the ``_hotsock_addresses`` slot in hotsock.socket instances; the
 # method descriptors guarantee ``self`` is one, so the slot is read directly.
 cdef Py_ssize_t _cache_offset = -1
@@ -328,7 +320,7 @@ cdef object m_recv(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwn
     cdef Py_ssize_t size
     cdef int flags
     if (not _parse(args, nargs, kwnames, None, 2, 1, a) or not _small_int(a[0], &size)
-            or not _flag_int(a[1], &flags) or not _fast_info(self, &info)):
+            or not _flag_int(a[1], &flags) or not fast_sock_info(self, &info)):
         return _delegate(_std_recv, self, args, nargs, kwnames)
     return _recv_bytes(self, &info, size, flags, False)
 
@@ -339,7 +331,7 @@ cdef object m_recvfrom(object self, PyObject **args, Py_ssize_t nargs, PyObject 
     cdef Py_ssize_t size
     cdef int flags
     if (not _parse(args, nargs, kwnames, None, 2, 1, a) or not _small_int(a[0], &size)
-            or not _flag_int(a[1], &flags) or not _fast_info(self, &info)
+            or not _flag_int(a[1], &flags) or not fast_sock_info(self, &info)
             or not _inet(info.family)):
         return _delegate(_std_recvfrom, self, args, nargs, kwnames)
     return _recv_bytes(self, &info, size, flags, True)
@@ -356,7 +348,7 @@ cdef object _recv_into(object sock, object method, PyObject **args, Py_ssize_t n
     cdef ssize_t n
     if (not _parse(args, nargs, kwnames, _INTO_NAMES, 3, 1, a)
             or (a[1] != NULL and not _small_int(a[1], &nbytes))
-            or not _flag_int(a[2], &flags) or not _fast_info(sock, &info)
+            or not _flag_int(a[2], &flags) or not fast_sock_info(sock, &info)
             or (want_address and not _inet(info.family))):
         return _delegate(method, sock, args, nargs, kwnames)
     if try_get_buffer(<object>a[0], &view, PyBUF_WRITABLE) < 0:
@@ -396,7 +388,7 @@ cdef object m_send(object self, PyObject **args, Py_ssize_t nargs, PyObject *kwn
     cdef SockInfo info
     cdef int flags
     if (not _parse(args, nargs, kwnames, None, 2, 1, a) or not _flag_int(a[1], &flags)
-            or not _fast_info(self, &info)):
+            or not fast_sock_info(self, &info)):
         return _delegate(_std_send, self, args, nargs, kwnames)
     result = _send(&info, <object>a[0], flags, NULL, 0)
     if result is None:
@@ -418,7 +410,7 @@ cdef object m_sendto(object self, PyObject **args, Py_ssize_t nargs, PyObject *k
         address = <object>a[2]              # sendto(data, flags, address)
     else:
         return _delegate(_std_sendto, self, args, nargs, kwnames)
-    if (not _fast_info(self, &info) or not _inet(info.family)
+    if (not fast_sock_info(self, &info) or not _inet(info.family)
             or not _cache(self).destination(info.family, address, &dest, &dest_len)):
         return _delegate(_std_sendto, self, args, nargs, kwnames)
     result = _send(&info, <object>a[0], flags, <sockaddr *>&dest, dest_len)

@@ -8,3 +8,4 @@ cdef struct SockInfo:
 
 cdef int get_sock_info(object sock, SockInfo *info) except -1
 cdef bint is_fast_socket(object sock) noexcept
+cdef bint fast_sock_info(object sock, SockInfo *info) noexcept

@@ -71,14 +71,22 @@ cdef int _family_of_fd(int fd) except -1:
     return ss.ss_family
 
 
+cdef bint fast_sock_info(object sock, SockInfo *info) noexcept:
+    """Fill *info* straight from a CPython socket object; False if it is not one
+    (or the layout could not be verified)."""
+    cdef hs_PySocketPrefix *raw
+    if not is_fast_socket(sock):
+        return False
+    raw = <hs_PySocketPrefix *><PyObject *>sock
+    info.fd = raw.sock_fd
+    info.family = raw.sock_family
+    info.timeout_ns = raw.sock_timeout
+    return True
+
+
 cdef int get_sock_info(object sock, SockInfo *info) except -1:
     """Fill *info* from a socket object, an integer fd or an object with fileno()."""
-    cdef hs_PySocketPrefix *raw
-    if is_fast_socket(sock):
-        raw = <hs_PySocketPrefix *><PyObject *>sock
-        info.fd = raw.sock_fd
-        info.family = raw.sock_family
-        info.timeout_ns = raw.sock_timeout
+    if fast_sock_info(sock, info):
         return 0
     # The same conversion (and error messages) as select() and selectors.
     info.fd = PyObject_AsFileDescriptor(sock)
