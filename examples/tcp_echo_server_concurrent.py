@@ -17,6 +17,15 @@ import sys
 
 import hotsock
 
+
+def say(line):
+    """One line in one write: parent and children share stdout, and print()
+    writes the text and the newline separately when unbuffered (-u), so
+    their lines could interleave mid-line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 reaped = []          # (pid, exit status) collected by the SIGCHLD handler
 
 
@@ -61,9 +70,9 @@ def serve_client(conn, number, idle_timeout):
             conn.sendall(data)
             total += len(data)
     except (hotsock.timeout, ConnectionResetError) as exc:
-        print(f"[child {os.getpid()}] client {number}: {type(exc).__name__}: {exc}", flush=True)
+        say(f"[child {os.getpid()}] client {number}: {type(exc).__name__}: {exc}")
         return 1
-    print(f"[child {os.getpid()}] client {number} done: echoed {total} bytes", flush=True)
+    say(f"[child {os.getpid()}] client {number} done: echoed {total} bytes")
     return 0
 
 
@@ -72,7 +81,7 @@ def report_reaped(already):
     # A copy first: the handler may append while we print, and those wait for the next call.
     new = reaped[already:]
     for pid, code in new:
-        print(f"reaped child {pid}, exit status {code}", flush=True)
+        say(f"reaped child {pid}, exit status {code}")
     return already + len(new)
 
 
@@ -84,7 +93,7 @@ def main(argv=None):
     listener.bind((args.host, args.port))
     listener.listen(16)
     host, port = listener.getsockname()[:2]
-    print(f"listening on {host} {port} (parent pid {os.getpid()})", flush=True)
+    say(f"listening on {host} {port} (parent pid {os.getpid()})")
 
     # Install the handler before the first fork, so no exit can be missed.  accept() is
     # interrupted by SIGCHLD (EINTR) and, since PEP 475, Python retries it by itself.
@@ -95,7 +104,7 @@ def main(argv=None):
         try:
             conn, peer = listener.accept()
         except hotsock.timeout:
-            print(f"no client for {args.idle_timeout:g} s, stopping")
+            say(f"no client for {args.idle_timeout:g} s, stopping")
             break
         accepted += 1
         sys.stdout.flush()             # or the child would print our buffered lines again
@@ -113,7 +122,7 @@ def main(argv=None):
         # Parent: the child has its own copy of the connection.  Closing ours does not end the
         # connection (the descriptor's reference count only drops to 1).
         conn.close()
-        print(f"client {accepted} from {peer[0]} {peer[1]} -> child {pid}", flush=True)
+        say(f"client {accepted} from {peer[0]} {peer[1]} -> child {pid}")
         shown = report_reaped(shown)
     listener.close()
 
@@ -128,7 +137,7 @@ def main(argv=None):
         reaped.append((pid, os.waitstatus_to_exitcode(status)))
     shown = report_reaped(shown)
     # No child left to wait for means no zombie left behind.
-    print(f"served {accepted} clients; reaped {len(reaped)} children; zombies left: 0")
+    say(f"served {accepted} clients; reaped {len(reaped)} children; zombies left: 0")
     return 0
 
 
