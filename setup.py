@@ -29,8 +29,12 @@ MODULES = {
     "_pysocket": [],
     "_address": [],
     "_methods": [],
-    "_batch": [],
+    "_batch": ["pyx/core/ancillary.c"],
     "_options": [],
+    "_loop": ["pyx/core/sequence.c"],
+    "_capture": ["pyx/core/pcap.c"],
+    "_echo": [],
+    "_blast": ["pyx/core/sequence.c"],
     "_reference": ["pyx/reference/loops.c"],
 }
 

@@ -19,10 +19,13 @@ from cpython.buffer cimport (
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS
-from libc.stdint cimport uint32_t, int32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from includes.compat cimport (
-    mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE)
+    mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE,
+    HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL)
+from includes.core cimport HS_CONTROL_SPACE, hs_control_parse, hs_rx_meta
+from includes.netinet cimport INET6_ADDRSTRLEN, inet_ntop
 from includes.socket cimport (
     iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, recvmsg, sendmsg,
     MSG_TRUNC, MSG_CTRUNC, MSG_DONTWAIT)
@@ -32,6 +35,12 @@ from hotsock._syscall cimport sock_call, raise_errno, timeout_flags
 
 #: The most datagrams one recvmmsg/sendmmsg call takes (the kernel's UIO_MAXIOV).
 MAX_BATCH = HS_MAX_BATCH
+
+# Options that make the kernel report per-datagram metadata (see RecvBatch),
+# which the socket module does not name; None where the system lacks them.
+SO_TIMESTAMPNS = HS_SO_TIMESTAMPNS if HS_SO_TIMESTAMPNS >= 0 else None
+IP_PKTINFO = HS_IP_PKTINFO if HS_IP_PKTINFO >= 0 else None
+SO_RXQ_OVFL = HS_SO_RXQ_OVFL if HS_SO_RXQ_OVFL >= 0 else None
 
 # The largest slot: a full GRO buffer needs 64 KiB; larger slots suit stream sockets.
 cdef Py_ssize_t MAX_SLOT = 1 << 24
@@ -110,6 +119,28 @@ cdef class _Memory:
         return memoryview(self)
 
 
+cdef void slots_prepare(BatchSlots *s) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef mmsghdr *m
+    for i in range(s.dirty):
+        m = &s.msgs[i]
+        m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+        m.msg_hdr.msg_control = s.control + i * HS_CONTROL_SPACE
+        m.msg_hdr.msg_controllen = HS_CONTROL_SPACE
+        m.msg_hdr.msg_flags = 0
+    s.dirty = s.count
+
+
+cdef void slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        s.lengths[i] = s.msgs[i].msg_len
+        s.flags[i] = s.msgs[i].msg_hdr.msg_flags
+        hs_control_parse(&s.msgs[i].msg_hdr, &s.meta[i], &s.drops)
+        s.timestamps[i] = s.meta[i].timestamp_ns
+    s.dirty = n
+
+
 cdef class RecvBatch:
     """RecvBatch(count=64, size=2048)
 
@@ -124,12 +155,18 @@ cdef class RecvBatch:
     longer than *size*; ``MSG_CTRUNC``: control data was cut), ready for
     ``numpy.frombuffer``.  The batch itself exports the whole arena.
 
+    When the socket asks for them (``SO_TIMESTAMPNS``, ``IP_PKTINFO`` /
+    ``IPV6_RECVPKTINFO``, ``SO_RXQ_OVFL``), ``timestamps``,
+    ``destination(i)`` and ``dropped`` report the kernel's receive times,
+    the address each datagram was sent to, and the socket's drop counter.
+
     Raises ``ValueError`` for a count outside 1..MAX_BATCH or a size outside
     0..16 MiB, and ``MemoryError`` if the arena cannot be allocated.
     """
 
     def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
         cdef Py_ssize_t i
+        cdef BatchSlots *s = &self.slots
         if count < 1 or count > HS_MAX_BATCH:
             raise ValueError(f"count must be between 1 and {HS_MAX_BATCH}, not {count}")
         if size < 0 or size > MAX_SLOT:
@@ -139,28 +176,40 @@ cdef class RecvBatch:
         self._arena = _Memory(count * size, 1, b"B")
         self._lengths = _Memory(count, sizeof(uint32_t), b"I")
         self._flags = _Memory(count, sizeof(int32_t), b"i")
+        self._timestamps = _Memory(count, sizeof(int64_t), b"q")
         self._arena_view = memoryview(self._arena)
         self._addresses = AddressCache()
-        self._msgs = <mmsghdr *>PyMem_Calloc(count, sizeof(mmsghdr))
-        self._iovs = <iovec *>PyMem_Calloc(count, sizeof(iovec))
-        self._names = <sockaddr_storage *>PyMem_Calloc(count, sizeof(sockaddr_storage))
-        if self._msgs == NULL or self._iovs == NULL or self._names == NULL:
+        s.count = count
+        s.size = size
+        s.arena = self._arena.ptr
+        s.lengths = <uint32_t *>self._lengths.ptr
+        s.flags = <int32_t *>self._flags.ptr
+        s.timestamps = <int64_t *>self._timestamps.ptr
+        s.msgs = <mmsghdr *>PyMem_Calloc(count, sizeof(mmsghdr))
+        s.iovs = <iovec *>PyMem_Calloc(count, sizeof(iovec))
+        s.names = <sockaddr_storage *>PyMem_Calloc(count, sizeof(sockaddr_storage))
+        s.control = <char *>PyMem_Calloc(count, HS_CONTROL_SPACE)
+        s.meta = <hs_rx_meta *>PyMem_Calloc(count, sizeof(hs_rx_meta))
+        if (s.msgs == NULL or s.iovs == NULL or s.names == NULL or s.control == NULL
+                or s.meta == NULL):
             raise MemoryError()
         for i in range(count):
-            self._iovs[i].iov_base = self._arena.ptr + i * size
-            self._iovs[i].iov_len = <size_t>size
-            self._msgs[i].msg_hdr.msg_iov = &self._iovs[i]
-            self._msgs[i].msg_hdr.msg_iovlen = 1
-            self._msgs[i].msg_hdr.msg_name = &self._names[i]
-        self._dirty = count
+            s.iovs[i].iov_base = s.arena + i * size
+            s.iovs[i].iov_len = <size_t>size
+            s.msgs[i].msg_hdr.msg_iov = &s.iovs[i]
+            s.msgs[i].msg_hdr.msg_iovlen = 1
+            s.msgs[i].msg_hdr.msg_name = &s.names[i]
+        s.dirty = count
 
     def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
         pass            # everything is set up (and checked) in __cinit__
 
     def __dealloc__(self):
-        PyMem_Free(self._msgs)
-        PyMem_Free(self._iovs)
-        PyMem_Free(self._names)
+        PyMem_Free(self.slots.msgs)
+        PyMem_Free(self.slots.iovs)
+        PyMem_Free(self.slots.names)
+        PyMem_Free(self.slots.control)
+        PyMem_Free(self.slots.meta)
 
     def __len__(self):
         return self._received
@@ -168,6 +217,19 @@ cdef class RecvBatch:
     def __repr__(self):
         return (f"<hotsock.RecvBatch count={self.count} size={self.size} "
                 f"received={self._received}>")
+
+    cdef int acquire(self) except -1:
+        """Claim the batch for one receive (it is filled with the GIL released)."""
+        if self._busy:
+            raise RuntimeError("this RecvBatch is already receiving in another thread")
+        self._busy = True
+        self._received = 0
+        slots_prepare(&self.slots)
+        return 0
+
+    cdef void release(self, Py_ssize_t received) noexcept:
+        self._busy = False
+        self._received = received
 
     cdef Py_ssize_t _index(self, Py_ssize_t i) except -1:
         if i < 0:
@@ -178,7 +240,7 @@ cdef class RecvBatch:
 
     def __getitem__(self, Py_ssize_t i):
         i = self._index(i)
-        cdef Py_ssize_t length = (<uint32_t *>self._lengths.ptr)[i]
+        cdef Py_ssize_t length = self.slots.lengths[i]
         if length > self.size:
             length = self.size          # MSG_TRUNC in flags: lengths has the full size
         return self._arena_view[i * self.size:i * self.size + length]
@@ -191,13 +253,25 @@ cdef class RecvBatch:
     def address(self, Py_ssize_t i):
         """The sender of datagram *i*, as ``recvfrom`` gives it (None if unknown)."""
         i = self._index(i)
-        return self._addresses.source(<sockaddr *>&self._names[i],
-                                      self._msgs[i].msg_hdr.msg_namelen)
+        return self._addresses.source(<sockaddr *>&self.slots.names[i],
+                                      self.slots.msgs[i].msg_hdr.msg_namelen)
+
+    def destination(self, Py_ssize_t i):
+        """The address datagram *i* was sent to -- a group, a broadcast or one of
+        this host's addresses -- as a string, or None unless the socket has
+        ``IP_PKTINFO`` (IPv4) or ``IPV6_RECVPKTINFO`` (IPv6) on."""
+        cdef char text[INET6_ADDRSTRLEN]
+        i = self._index(i)
+        cdef hs_rx_meta *meta = &self.slots.meta[i]
+        if meta.dst_family == 0:
+            return None
+        inet_ntop(meta.dst_family, meta.dst_addr, text, sizeof(text))
+        return text.decode("ascii")
 
     def truncated(self, Py_ssize_t i):
         """True if datagram *i* was longer than the slot and was cut."""
         i = self._index(i)
-        return bool((<int32_t *>self._flags.ptr)[i] & MSG_TRUNC)
+        return bool(self.slots.flags[i] & MSG_TRUNC)
 
     @property
     def lengths(self):
@@ -208,6 +282,19 @@ cdef class RecvBatch:
     def flags(self):
         """``msg_flags`` of each datagram (MSG_TRUNC, MSG_CTRUNC): an ``int32`` memoryview."""
         return self._flags.view(self._received)
+
+    @property
+    def timestamps(self):
+        """Kernel receive time of each datagram in ns since the epoch (``SO_TIMESTAMPNS``;
+        0 where the socket did not ask for it): an ``int64`` memoryview."""
+        return self._timestamps.view(self._received)
+
+    @property
+    def dropped(self):
+        """The socket's drop counter as the kernel last reported it with a datagram
+        (``SO_RXQ_OVFL``: datagrams dropped since the socket was opened), or None
+        if it never did (the option is off, or nothing was dropped yet)."""
+        return self.slots.drops.counter if self.slots.drops.seen else None
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         PyBuffer_FillInfo(view, self._arena, self._arena.ptr,
@@ -252,6 +339,20 @@ cdef ssize_t _do_recvmsg_loop(int fd, void *p) noexcept nogil:
     return c.count
 
 
+cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flags) noexcept nogil:
+    cdef RecvCtx ctx
+    cdef ssize_t n
+    slots_prepare(s)
+    ctx.msgs = s.msgs
+    ctx.count = want
+    ctx.flags = flags
+    ctx.later_errno = 0
+    n = _do_recvmmsg(fd, &ctx) if USE_MMSG else _do_recvmsg_loop(fd, &ctx)
+    if ctx.later_errno:
+        s.deferred_errno = ctx.later_errno
+    return n
+
+
 # Errors the recvmsg fallback met after the first datagram of a call, by
 # descriptor: the next recv_batch on that descriptor raises them.
 cdef dict _deferred_errors = {}
@@ -273,43 +374,24 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     """
     cdef SockInfo info
     cdef RecvCtx ctx
-    cdef Py_ssize_t i, n
-    cdef mmsghdr *m
-    cdef uint32_t *lengths = <uint32_t *>batch._lengths.ptr
-    cdef int32_t *msg_flags = <int32_t *>batch._flags.ptr
+    cdef Py_ssize_t n = 0
     get_sock_info(sock, &info)
-    if batch._busy:
-        # Another thread is receiving into it (with the GIL released).
-        raise RuntimeError("this RecvBatch is already receiving in another thread")
     if info.fd in _deferred_errors:
         # The fallback met this error after receiving datagrams last time:
         # report it now, as the kernel's recvmmsg does with sk_err.
         batch._received = 0
         raise_errno(<int>_deferred_errors.pop(info.fd))
-    # The kernel rewrote these fields in the slots it filled last time.
-    for i in range(batch._dirty):
-        m = &batch._msgs[i]
-        m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
-        m.msg_hdr.msg_control = NULL
-        m.msg_hdr.msg_controllen = 0
-        m.msg_hdr.msg_flags = 0
-    ctx.msgs = batch._msgs
+    batch.acquire()
+    ctx.msgs = batch.slots.msgs
     ctx.count = <unsigned int>batch.count
     ctx.flags = timeout_flags(info.timeout_ns, flags)
     ctx.later_errno = 0
-    batch._received = 0
-    batch._dirty = batch.count
-    batch._busy = True
     try:
         n = sock_call(info.fd, info.timeout_ns, False,
                       _do_recvmmsg if USE_MMSG else _do_recvmsg_loop, &ctx)
+        slots_finish(&batch.slots, n)
     finally:
-        batch._busy = False
-    for i in range(n):
-        lengths[i] = batch._msgs[i].msg_len
-        msg_flags[i] = batch._msgs[i].msg_hdr.msg_flags
-    batch._received = n
-    batch._dirty = n
+        batch.release(n)
     if ctx.later_errno:
         _deferred_errors[info.fd] = ctx.later_errno
     return n
@@ -340,6 +422,14 @@ cdef ssize_t _do_sendmsg_loop(int fd, void *p) noexcept nogil:
             return -1 if i == 0 else i
         c.msgs[i].msg_len = <unsigned int>res
     return c.count
+
+
+cdef Py_ssize_t mmsg_send(int fd, mmsghdr *msgs, unsigned int n, int flags) noexcept nogil:
+    cdef SendCtx ctx
+    ctx.msgs = msgs
+    ctx.count = n
+    ctx.flags = flags
+    return _do_sendmmsg(fd, &ctx) if USE_MMSG else _do_sendmsg_loop(fd, &ctx)
 
 
 cdef int _destination(AddressCache cache, int family, object addr,

@@ -113,6 +113,23 @@ typedef struct {
 #  define SO_REUSEPORT (-1)
 #endif
 
+/* Receive metadata options (control messages); -1 where the system has none. */
+#ifdef SO_TIMESTAMPNS
+#  define HS_SO_TIMESTAMPNS SO_TIMESTAMPNS
+#else
+#  define HS_SO_TIMESTAMPNS (-1)
+#endif
+#ifdef IP_PKTINFO
+#  define HS_IP_PKTINFO IP_PKTINFO
+#else
+#  define HS_IP_PKTINFO (-1)
+#endif
+#ifdef SO_RXQ_OVFL
+#  define HS_SO_RXQ_OVFL SO_RXQ_OVFL
+#else
+#  define HS_SO_RXQ_OVFL (-1)
+#endif
+
 /* CMSG_SPACE is a constant expression on Linux but not everywhere, so
  * control buffers are sized by a function. */
 static inline size_t hs_cmsg_space(size_t len) { return CMSG_SPACE(len); }
@@ -122,6 +139,33 @@ static inline long long hs_monotonic_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Wall-clock time, for datagrams whose kernel timestamp is missing and for
+ * the send times in sequence headers (comparable with SO_TIMESTAMPNS). */
+static inline long long hs_realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sleep until a CLOCK_MONOTONIC time (ns); returns early on a signal. */
+static inline void hs_sleep_until_ns(long long when)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(when / 1000000000LL);
+    ts.tv_nsec = (long)(when % 1000000000LL);
+#if defined(__linux__) || defined(__FreeBSD__)
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+#else
+    long long left = when - hs_monotonic_ns();
+    if (left > 0) {
+        ts.tv_sec = (time_t)(left / 1000000000LL);
+        ts.tv_nsec = (long)(left % 1000000000LL);
+        nanosleep(&ts, NULL);
+    }
+#endif
 }
 
 #endif /* HOTSOCK_COMPAT_H */

@@ -10,8 +10,13 @@ cdef extern from "includes/compat.h" nogil:
     enum: HS_MAX_BATCH
     enum: MSG_WAITFORONE
     enum: MSG_CONFIRM
+    enum: HS_SO_TIMESTAMPNS
+    enum: HS_IP_PKTINFO
+    enum: HS_SO_RXQ_OVFL
 
     int hs_recvmmsg(int fd, mmsghdr *v, unsigned int n, int flags)
     int hs_sendmmsg(int fd, mmsghdr *v, unsigned int n, int flags)
     size_t hs_cmsg_space(size_t length)
     long long hs_monotonic_ns()
+    long long hs_realtime_ns()
+    void hs_sleep_until_ns(long long when)

@@ -12,7 +12,10 @@ import socket as _stdlib
 import sys as _sys
 
 from . import _batch, _pysocket
-from ._batch import MAX_BATCH, RecvBatch, recv_batch, send_batch
+from ._batch import (
+    IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS, RecvBatch, recv_batch, send_batch)
+from ._hotloops import blast, capture, echo, kernel_drops
+from ._stats import LoopStats
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
 
 __version__ = "0.1.0"
@@ -49,5 +52,7 @@ def features():
 __all__ = [
     "socket", "fromfd", "socketpair", "create_connection", "create_server",
     "RecvBatch", "recv_batch", "send_batch", "MAX_BATCH", "features",
+    "capture", "echo", "blast", "LoopStats", "kernel_drops",
+    "SO_TIMESTAMPNS", "IP_PKTINFO", "SO_RXQ_OVFL",
     "error", "timeout", "gaierror", "herror",
 ] + _CONSTANTS

@@ -1,0 +1,64 @@
+/* Control messages of received datagrams: see ancillary.h. */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE           /* struct in6_pktinfo in glibc */
+#endif
+#define __APPLE_USE_RFC_3542    /* ... and on macOS */
+#include "ancillary.h"
+
+#include <netinet/in.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef SO_RXQ_OVFL
+#  define SO_RXQ_OVFL (-1)
+#endif
+
+void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops)
+{
+    struct cmsghdr *c;
+    meta->timestamp_ns = 0;
+    meta->dst_family = 0;
+    if (msg->msg_controllen == 0)
+        return;
+    /* CMSG_NXTHDR takes a non-const msghdr on some systems; it reads only. */
+    for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        /* Copies, not casts: CMSG_DATA need not be aligned for the struct. */
+        if (c->cmsg_level == SOL_SOCKET) {
+#ifdef SCM_TIMESTAMPNS
+            if (c->cmsg_type == SCM_TIMESTAMPNS
+                    && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                meta->timestamp_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+                continue;
+            }
+#endif
+            if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+                memcpy(&drops->counter, CMSG_DATA(c), sizeof(uint32_t));
+                drops->seen = 1;
+            }
+        }
+#ifdef IP_PKTINFO
+        else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO
+                 && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof(info));
+            meta->dst_family = AF_INET;
+            meta->ifindex = (uint32_t)info.ipi_ifindex;
+            /* ipi_addr is the header's destination; ipi_spec_dst the local route's. */
+            memcpy(meta->dst_addr, &info.ipi_addr, 4);
+        }
+#endif
+#ifdef IPV6_PKTINFO
+        else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO
+                 && c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof(info));
+            meta->dst_family = AF_INET6;
+            meta->ifindex = (uint32_t)info.ipi6_ifindex;
+            memcpy(meta->dst_addr, &info.ipi6_addr, 16);
+        }
+#endif
+    }
+}

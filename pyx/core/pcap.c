@@ -1,0 +1,501 @@
+/* Buffered capture-file writer for received UDP datagrams (see pcap.h).
+ *
+ * The socket layer only sees payloads, so every record is rebuilt as a raw
+ * IP packet (LINKTYPE_RAW, 101): an IPv4 or IPv6 header and a UDP header are
+ * synthesized in front of the payload, with real checksums when the whole
+ * payload was received, so that Wireshark and friends decode it like a
+ * packet seen on the wire.
+ *
+ * Design choices a reader may wonder about:
+ *  - Records are built straight into one buffer, and the buffer only ever
+ *    holds whole records (a record that does not fit triggers a flush
+ *    first).  write() therefore always starts on a record boundary, so a
+ *    process killed between flushes leaves a file of whole records that
+ *    readers can open.
+ *  - pcap and pcapng block fields are written in host byte order: both
+ *    formats put a byte-order magic at the start and readers swap as
+ *    needed, so there is no reason to swap on the hot path.  Only the
+ *    synthesized IP/UDP headers are big-endian, as on the wire.
+ *  - Timestamps are nanoseconds: pcap magic 0xa1b23c4d, pcapng if_tsresol 9.
+ */
+#include "pcap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/socket.h>     /* AF_INET, AF_INET6 */
+#include <netinet/in.h>
+#include <unistd.h>         /* write */
+
+#define LINKTYPE_RAW 101
+#define IPPROTO_UDP_NUM 17
+#define IPV4_HDR 20
+#define IPV6_HDR 40
+#define UDP_HDR 8
+#define MIN_SNAPLEN (IPV6_HDR + UDP_HDR)  /* a record always holds whole headers */
+#define MAX_SNAPLEN 262144u               /* what libpcap/Wireshark accept */
+
+/* pcap: 24-byte file header, 16-byte record header. */
+#define PCAP_FILE_HDR 24
+#define PCAP_REC_HDR 16
+
+/* pcapng block types and sizes (see the pcapng spec, draft-ietf-opsawg-pcapng). */
+#define NG_SHB 0x0A0D0D0Au
+#define NG_IDB 0x00000001u
+#define NG_ISB 0x00000005u
+#define NG_EPB 0x00000006u
+#define NG_SHB_LEN 44   /* 24 fixed + shb_userappl "hotsock" (4+8) + endofopt 4 + trailer 4 */
+#define NG_IDB_LEN 32   /* 16 fixed + if_tsresol (4+4) + endofopt 4 + trailer 4 */
+#define NG_EPB_FIXED 32 /* 28 before the data + 4 trailing length */
+#define NG_ISB_LEN 76   /* 20 fixed + 4 options * (4+8) + endofopt 4 + trailer 4 */
+
+/* Biggest single write() request: macOS rejects counts above INT_MAX. */
+#define MAX_WRITE_CHUNK ((size_t)1 << 30)
+
+/* ---- byte helpers (memcpy: no alignment or aliasing assumptions) ---- */
+
+static void put_host16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put_host32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_host64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static void put_be16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* pcapng timestamps (EPB, ISB, isb_starttime/endtime) are a 64-bit count
+   stored as two 32-bit host-order words, high word first. */
+static void put_ng_ts(unsigned char *p, uint64_t t)
+{
+    put_host32(p, (uint32_t)(t >> 32));
+    put_host32(p + 4, (uint32_t)t);
+}
+
+static size_t pad4(size_t n) { return (n + 3) & ~(size_t)3; }
+
+static uint64_t clamp_ts(int64_t ns) { return ns < 0 ? 0 : (uint64_t)ns; }
+
+/* ---- Internet checksum (RFC 1071) ----
+ *
+ * The one's-complement sum does not depend on byte order, so words are
+ * loaded in host order (8 bytes at a time, carries added back in) and the
+ * final 16-bit result is stored in host order, which yields the correct
+ * network-order bytes.  Every chunk passed in must start at an even offset of
+ * the checksummed data; only the last one may have odd length. */
+
+static uint64_t csum_add(uint64_t acc, const unsigned char *p, size_t n)
+{
+    uint64_t w;
+    uint32_t w32;
+    uint16_t w16;
+
+    while (n >= 32) {   /* unrolled: four independent loads per round */
+        uint64_t a, b, c, d;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + 8, 8);
+        memcpy(&c, p + 16, 8);
+        memcpy(&d, p + 24, 8);
+        acc += a; acc += (acc < a);   /* end-around carry */
+        acc += b; acc += (acc < b);
+        acc += c; acc += (acc < c);
+        acc += d; acc += (acc < d);
+        p += 32;
+        n -= 32;
+    }
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        acc += w; acc += (acc < w);
+        p += 8;
+        n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(&w32, p, 4);
+        acc += w32; acc += (acc < w32);
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        memcpy(&w16, p, 2);
+        acc += w16; acc += (acc < w16);
+        p += 2;
+        n -= 2;
+    }
+    if (n) {            /* odd last byte: pad with a zero byte, as RFC 768 says */
+        unsigned char last[2] = { p[0], 0 };
+        memcpy(&w16, last, 2);
+        acc += w16; acc += (acc < w16);
+    }
+    return acc;
+}
+
+/* Fold to 16 bits and complement.  2^16 == 1 (mod 0xffff), so adding the
+   halves keeps the one's-complement value. */
+static uint16_t csum_finish(uint64_t acc)
+{
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffu) + (acc >> 16);
+    acc = (acc & 0xffffu) + (acc >> 16);
+    acc = (acc & 0xffffu) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
+/* ---- endpoints ---- */
+
+enum { EP_NONE = 0, EP_V4, EP_V4MAPPED, EP_V6 };
+
+static const unsigned char v4mapped_prefix[12] =
+    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static int ep_kind(const hs_endpoint *e)
+{
+    if (e == NULL)
+        return EP_NONE;
+    if (e->family == AF_INET)
+        return EP_V4;
+    if (e->family == AF_INET6)
+        return memcmp(e->addr, v4mapped_prefix, 12) == 0 ? EP_V4MAPPED : EP_V6;
+    return EP_NONE;
+}
+
+/* The 4-byte address to write in an IPv4 header (zero if the end has none). */
+static void ep_addr4(const hs_endpoint *e, int kind, unsigned char out[4])
+{
+    if (kind == EP_V4)
+        memcpy(out, e->addr, 4);
+    else if (kind == EP_V4MAPPED)
+        memcpy(out, e->addr + 12, 4);
+    else
+        memset(out, 0, 4);
+}
+
+/* The 16-byte address to write in an IPv6 header (zero for IPv4 or unknown). */
+static void ep_addr6(const hs_endpoint *e, int kind, unsigned char out[16])
+{
+    if (kind == EP_V6 || kind == EP_V4MAPPED)
+        memcpy(out, e->addr, 16);
+    else
+        memset(out, 0, 16);
+}
+
+static uint16_t ep_port(const hs_endpoint *e) { return e ? e->port : 0; }
+
+/* IPv4 unless an end is a real (non-mapped) IPv6 address.  The odd mix of
+   AF_INET with a real IPv6 peer follows src's family. */
+static int use_ipv6(int skind, int dkind)
+{
+    return skind == EP_V6 || (dkind == EP_V6 && skind != EP_V4);
+}
+
+/* ---- open / flush / free ---- */
+
+int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t bufsize)
+{
+    size_t largest, cap;
+    unsigned char *p;
+
+    if (w == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(w, 0, sizeof(*w));
+    w->fd = fd;
+    if ((format != HS_PCAP && format != HS_PCAPNG) ||
+        snaplen < MIN_SNAPLEN || snaplen > MAX_SNAPLEN) {
+        errno = EINVAL;
+        return -1;
+    }
+    w->format = format;
+    w->snaplen = snaplen;
+
+    /* One record of snaplen bytes must always fit after a flush.  This also
+       covers the file header and an ISB (both < 80 bytes). */
+    if (format == HS_PCAP)
+        largest = PCAP_REC_HDR + (size_t)snaplen;
+    else
+        largest = NG_EPB_FIXED + pad4(snaplen);
+    cap = bufsize > largest ? bufsize : largest;
+    w->buf = malloc(cap);
+    if (w->buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    w->cap = cap;
+    p = w->buf;
+
+    if (format == HS_PCAP) {
+        put_host32(p, 0xa1b23c4du);   /* nanosecond-resolution magic */
+        put_host16(p + 4, 2);          /* version 2.4 */
+        put_host16(p + 6, 4);
+        put_host32(p + 8, 0);          /* thiszone */
+        put_host32(p + 12, 0);         /* sigfigs */
+        put_host32(p + 16, snaplen);
+        put_host32(p + 20, LINKTYPE_RAW);
+        w->len = PCAP_FILE_HDR;
+        return 0;
+    }
+
+    /* Section Header Block */
+    put_host32(p, NG_SHB);
+    put_host32(p + 4, NG_SHB_LEN);
+    put_host32(p + 8, 0x1A2B3C4Du);    /* byte-order magic */
+    put_host16(p + 12, 1);             /* version 1.0 */
+    put_host16(p + 14, 0);
+    put_host64(p + 16, UINT64_MAX);    /* section length -1: unknown */
+    put_host16(p + 24, 4);             /* shb_userappl */
+    put_host16(p + 26, 7);
+    memcpy(p + 28, "hotsock\0", 8);    /* 7 bytes + 1 zero pad */
+    put_host32(p + 36, 0);             /* opt_endofopt */
+    put_host32(p + 40, NG_SHB_LEN);
+    p += NG_SHB_LEN;
+
+    /* Interface Description Block: interface 0 */
+    put_host32(p, NG_IDB);
+    put_host32(p + 4, NG_IDB_LEN);
+    put_host16(p + 8, LINKTYPE_RAW);
+    put_host16(p + 10, 0);             /* reserved */
+    put_host32(p + 12, snaplen);
+    put_host16(p + 16, 9);             /* if_tsresol */
+    put_host16(p + 18, 1);
+    memcpy(p + 20, "\x09\0\0\0", 4);   /* 10^-9 s, padded to 4 */
+    put_host32(p + 24, 0);             /* opt_endofopt */
+    put_host32(p + 28, NG_IDB_LEN);
+
+    w->len = NG_SHB_LEN + NG_IDB_LEN;
+    return 0;
+}
+
+int hs_pcap_flush(hs_pcap_writer *w)
+{
+    size_t off = 0;
+    int e;
+
+    while (off < w->len) {
+        size_t n = w->len - off;
+        ssize_t r;
+        if (n > MAX_WRITE_CHUNK)
+            n = MAX_WRITE_CHUNK;
+        r = write(w->fd, w->buf + off, n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            e = errno;
+            goto fail;
+        }
+        if (r == 0) {       /* should not happen for n > 0; avoid spinning */
+            e = EIO;
+            goto fail;
+        }
+        off += (size_t)r;
+    }
+    w->len = 0;
+    return 0;
+
+fail:
+    /* Keep what was not written so a retry continues exactly there. */
+    memmove(w->buf, w->buf + off, w->len - off);
+    w->len -= off;
+    if (w->err == 0)
+        w->err = e;
+    errno = e;
+    return -1;
+}
+
+void hs_pcap_free(hs_pcap_writer *w)
+{
+    if (w == NULL)
+        return;
+    free(w->buf);
+    w->buf = NULL;
+    w->len = w->cap = 0;
+}
+
+/* Make room for n bytes (n <= cap is guaranteed by open's sizing). */
+static int reserve(hs_pcap_writer *w, size_t n)
+{
+    if (w->buf == NULL) {   /* freed or never opened */
+        errno = EINVAL;
+        return -1;
+    }
+    if (w->cap - w->len < n)
+        return hs_pcap_flush(w);
+    return 0;
+}
+
+/* ---- records ---- */
+
+/* Write the IP and UDP headers at p; return their length (28 or 48). */
+static size_t build_headers(hs_pcap_writer *w, unsigned char *p,
+                            const hs_endpoint *src, int skind,
+                            const hs_endpoint *dst, int dkind,
+                            const unsigned char *payload, size_t have, size_t orig)
+{
+    /* Length fields are 16 bits; a datagram can't exceed them anyway,
+       clamping only keeps odd inputs from wrapping. */
+    size_t udp_len = UDP_HDR + orig;
+    uint16_t udp_len16 = udp_len > 0xffff ? 0xffff : (uint16_t)udp_len;
+    unsigned char *udp;
+    uint64_t acc = 0;
+    uint16_t sum;
+    size_t hdr;
+
+    if (!use_ipv6(skind, dkind)) {
+        size_t tot = IPV4_HDR + udp_len;
+        p[0] = 0x45;                  /* version 4, IHL 5 */
+        p[1] = 0;                     /* TOS */
+        put_be16(p + 2, tot > 0xffff ? 0xffff : (uint16_t)tot);
+        put_be16(p + 4, w->ip_id++);
+        put_be16(p + 6, 0x4000);      /* DF, fragment offset 0 */
+        p[8] = 64;                    /* TTL */
+        p[9] = IPPROTO_UDP_NUM;
+        p[10] = p[11] = 0;            /* checksum placeholder */
+        ep_addr4(src, skind, p + 12);
+        ep_addr4(dst, dkind, p + 16);
+        sum = csum_finish(csum_add(0, p, IPV4_HDR));
+        memcpy(p + 10, &sum, 2);      /* host-order sum == network bytes */
+        hdr = IPV4_HDR + UDP_HDR;
+        udp = p + IPV4_HDR;
+        if (have == orig) {
+            /* pseudo-header: src, dst, zero, protocol, UDP length */
+            unsigned char ph[12];
+            memcpy(ph, p + 12, 8);
+            ph[8] = 0;
+            ph[9] = IPPROTO_UDP_NUM;
+            put_be16(ph + 10, udp_len16);
+            acc = csum_add(0, ph, sizeof(ph));
+        }
+    } else {
+        put_be32(p, 0x60000000u);     /* version 6, traffic class 0, flow 0 */
+        put_be16(p + 4, udp_len16);   /* payload length */
+        p[6] = IPPROTO_UDP_NUM;       /* next header */
+        p[7] = 64;                    /* hop limit */
+        ep_addr6(src, skind, p + 8);
+        ep_addr6(dst, dkind, p + 24);
+        hdr = IPV6_HDR + UDP_HDR;
+        udp = p + IPV6_HDR;
+        if (have == orig) {
+            /* pseudo-header: src, dst, 32-bit length, 3 zero, next header */
+            unsigned char ph[40];
+            memcpy(ph, p + 8, 32);
+            put_be32(ph + 32, udp_len16);
+            ph[36] = ph[37] = ph[38] = 0;
+            ph[39] = IPPROTO_UDP_NUM;
+            acc = csum_add(0, ph, sizeof(ph));
+        }
+    }
+
+    put_be16(udp, ep_port(src));
+    put_be16(udp + 2, ep_port(dst));
+    put_be16(udp + 4, udp_len16);
+    udp[6] = udp[7] = 0;
+    if (have == orig) {
+        /* The checksum needs the whole payload; with a truncated receive
+           0 means "not computed" (allowed for IPv4, and readers show
+           IPv6 as unverified rather than wrong). */
+        acc = csum_add(acc, udp, UDP_HDR);
+        if (have)
+            acc = csum_add(acc, payload, have);
+        sum = csum_finish(acc);
+        if (sum == 0)
+            sum = 0xffff;             /* 0 on the wire means "no checksum" */
+        memcpy(udp + 6, &sum, 2);
+    }
+    return hdr;
+}
+
+int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
+                  const hs_endpoint *dst, const unsigned char *payload, size_t have, size_t orig)
+{
+    uint64_t t = clamp_ts(ts_ns);
+    int skind = ep_kind(src), dkind = ep_kind(dst);
+    size_t hdr = use_ipv6(skind, dkind) ? IPV6_HDR + UDP_HDR : IPV4_HDR + UDP_HDR;
+    size_t caplen, origlen, data_len, rec, copy;
+    unsigned char *p;
+
+    if (orig < have)            /* caller error; never claim less than we hold */
+        orig = have;
+    /* min(snaplen, hdr + have) without overflowing hdr + have */
+    caplen = have >= w->snaplen - hdr ? w->snaplen : hdr + have;
+    origlen = orig > (size_t)UINT32_MAX - hdr ? UINT32_MAX : hdr + orig;
+
+    if (w->format == HS_PCAP)
+        rec = PCAP_REC_HDR + caplen;
+    else
+        rec = NG_EPB_FIXED + pad4(caplen);
+    if (reserve(w, rec) < 0)
+        return -1;
+
+    p = w->buf + w->len;
+    if (w->format == HS_PCAP) {
+        put_host32(p, (uint32_t)(t / 1000000000u));
+        put_host32(p + 4, (uint32_t)(t % 1000000000u));
+        put_host32(p + 8, (uint32_t)caplen);
+        put_host32(p + 12, (uint32_t)origlen);
+        data_len = PCAP_REC_HDR;
+    } else {
+        put_host32(p, NG_EPB);
+        put_host32(p + 4, (uint32_t)rec);
+        put_host32(p + 8, 0);               /* interface 0 */
+        put_ng_ts(p + 12, t);
+        put_host32(p + 20, (uint32_t)caplen);
+        put_host32(p + 24, (uint32_t)origlen);
+        data_len = 28;
+    }
+
+    build_headers(w, p + data_len, src, skind, dst, dkind, payload, have, orig);
+    copy = caplen - hdr;
+    if (copy)
+        memcpy(p + data_len + hdr, payload, copy);
+
+    if (w->format == HS_PCAPNG) {
+        size_t end = data_len + pad4(caplen);
+        memset(p + data_len + caplen, 0, end - data_len - caplen);
+        put_host32(p + end, (uint32_t)rec);  /* trailing total length */
+    }
+    w->len += rec;
+    w->records++;
+    return 0;
+}
+
+int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
+                  uint64_t received, uint64_t dropped)
+{
+    uint64_t t = clamp_ts(ts_ns);
+    unsigned char *p;
+
+    if (w->format != HS_PCAPNG)
+        return 0;
+    if (reserve(w, NG_ISB_LEN) < 0)
+        return -1;
+    p = w->buf + w->len;
+    put_host32(p, NG_ISB);
+    put_host32(p + 4, NG_ISB_LEN);
+    put_host32(p + 8, 0);                    /* interface 0 */
+    put_ng_ts(p + 12, t);
+    put_host16(p + 20, 2);                   /* isb_starttime */
+    put_host16(p + 22, 8);
+    put_ng_ts(p + 24, clamp_ts(start_ns));
+    put_host16(p + 32, 3);                   /* isb_endtime */
+    put_host16(p + 34, 8);
+    put_ng_ts(p + 36, t);
+    put_host16(p + 44, 4);                   /* isb_ifrecv */
+    put_host16(p + 46, 8);
+    put_host64(p + 48, received);
+    put_host16(p + 56, 5);                   /* isb_ifdrop */
+    put_host16(p + 58, 8);
+    put_host64(p + 60, dropped);
+    put_host32(p + 68, 0);                   /* opt_endofopt */
+    put_host32(p + 72, NG_ISB_LEN);
+    w->len += NG_ISB_LEN;
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* Buffered capture-file writer for received UDP datagrams.
+ *
+ * Called from a C receive loop with the GIL released, so it takes no locks,
+ * keeps no global state and allocates only once (in hs_pcap_open).  Each
+ * datagram becomes one record of link type LINKTYPE_RAW (101): a synthesized
+ * IPv4 or IPv6 header and a UDP header in front of the received payload.
+ * Output is classic pcap with nanosecond timestamps, or pcapng.  See pcap.c.
+ */
+#ifndef HOTSOCK_PCAP_H
+#define HOTSOCK_PCAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { HS_PCAP = 0, HS_PCAPNG = 1 };
+
+/* One end of a datagram: family AF_INET or AF_INET6; addr holds 4 (AF_INET) or 16 bytes
+   in network order; port in host order. family 0 = unknown (written as 0.0.0.0 / ::). */
+typedef struct { int family; unsigned char addr[16]; uint16_t port; } hs_endpoint;
+
+typedef struct {
+    int fd;
+    int format;            /* HS_PCAP or HS_PCAPNG */
+    uint32_t snaplen;      /* bytes kept per record, synthesized headers included */
+    unsigned char *buf;    /* whole records only, so a flush never splits one */
+    size_t len, cap;
+    uint64_t records;      /* records handed to the writer (accepted into the buffer;
+                              a record refused because a flush failed is not counted) */
+    uint16_t ip_id;        /* next IPv4 identification; readers flag repeats */
+    int err;               /* errno of the first failed write, 0 if none */
+} hs_pcap_writer;
+
+/* Allocate the buffer (at least bufsize, and at least one largest record) and
+   buffer the file header. 0, or -1 with errno (ENOMEM, EINVAL for a bad format or
+   snaplen < 48 or > 262144). Nothing is written to fd until a flush.
+   48 = IPv6 + UDP headers, so a record never cuts a synthesized header.
+   On failure w->buf is NULL, so hs_pcap_free(w) is still safe. */
+int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t bufsize);
+
+/* Append one record. have = payload bytes available at payload (the received bytes);
+   orig = the datagram's real length (>= have; larger when the receive truncated it).
+   The record's original length is headers + orig; its captured length is
+   min(snaplen, headers + have). Flushes first when the record does not fit.
+   0, or -1 with errno from a failed flush (w->err keeps the first error).
+   src/dst may be NULL (treated as unknown, port 0). */
+int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
+                  const hs_endpoint *dst, const unsigned char *payload, size_t have, size_t orig);
+
+/* pcapng only (no-op returning 0 for pcap): append an Interface Statistics Block for
+   interface 0 at ts_ns with isb_starttime = start_ns, isb_endtime = ts_ns,
+   isb_ifrecv = received, isb_ifdrop = dropped. Not counted in w->records. */
+int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
+                  uint64_t received, uint64_t dropped);
+
+/* Write out everything buffered: loop over short writes and EINTR. 0 or -1/errno.
+   On failure the unwritten bytes stay buffered (a later flush resumes there);
+   EAGAIN from a non-blocking fd is a failure like any other. */
+int hs_pcap_flush(hs_pcap_writer *w);
+
+/* Free the buffer (does not flush, does not close fd). Safe to call twice. */
+void hs_pcap_free(hs_pcap_writer *w);
+
+#endif

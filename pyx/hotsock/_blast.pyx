@@ -1,0 +1,86 @@
+"""The compiled core of ``hotsock.blast``: a paced sendmmsg load generator.
+
+Payloads are stamped in place in one arena (sequence header: stream id,
+sequence number, send time) and sent *batch* at a time.  With a rate, the
+loop sends what is due by the clock and sleeps (``clock_nanosleep``) until
+the next datagram is due, instead of spinning.
+"""
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+from includes.compat cimport hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr
+from includes.core cimport hs_seq_stamp
+from includes.socket cimport iovec, sockaddr_storage, socklen_t
+from hotsock._address cimport resolve_address
+from hotsock._loop cimport Run, send_all
+from hotsock._syscall cimport raise_errno
+
+
+def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
+               Py_ssize_t batch, double rate, uint32_t stream, bint sequence):
+    """Send until *run* says stop (internal: see ``hotsock.blast``)."""
+    cdef sockaddr_storage dest
+    cdef socklen_t dest_len = 0
+    cdef char *arena = <char *>PyMem_Calloc(batch * size if batch * size else 1, 1)
+    cdef mmsghdr *msgs = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
+    cdef iovec *iovs = <iovec *>PyMem_Calloc(batch, sizeof(iovec))
+    cdef Py_ssize_t i, k, sent
+    cdef uint64_t seq = 0, due
+    cdef int err = 0
+    cdef int64_t start, now, stamp, next_due
+    cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0
+    try:
+        if arena == NULL or msgs == NULL or iovs == NULL:
+            raise MemoryError()
+        if address is not None:
+            resolve_address(family, address, "blast", &dest, &dest_len)
+        for i in range(batch):
+            iovs[i].iov_base = arena + i * size
+            iovs[i].iov_len = <size_t>size
+            msgs[i].msg_hdr.msg_iov = &iovs[i]
+            msgs[i].msg_hdr.msg_iovlen = 1
+            if address is not None:
+                msgs[i].msg_hdr.msg_name = &dest
+                msgs[i].msg_hdr.msg_namelen = dest_len
+        start = hs_monotonic_ns()
+        while True:
+            sent = 0
+            with nogil:
+                while True:
+                    k = batch
+                    if <uint64_t>k > run.remaining():
+                        k = <Py_ssize_t>run.remaining()
+                    if k == 0:
+                        break
+                    if rate > 0:
+                        # Datagrams due by now (the first at once), less those sent.
+                        now = hs_monotonic_ns()
+                        due = <uint64_t>((now - start) / ns_per_datagram) + 1
+                        if due <= seq:
+                            next_due = start + <int64_t>(seq * ns_per_datagram)
+                            if next_due >= run.next_check_ns:
+                                hs_sleep_until_ns(run.next_check_ns)
+                                break
+                            hs_sleep_until_ns(next_due)
+                            continue
+                        if <uint64_t>k > due - seq:
+                            k = <Py_ssize_t>(due - seq)
+                    if sequence:
+                        stamp = hs_realtime_ns()
+                        for i in range(k):
+                            hs_seq_stamp(<unsigned char *>arena + i * size, stream, seq + i, stamp)
+                    sent = send_all(run, msgs, k, fd, 0, &err)
+                    if sent < 0:
+                        break
+                    seq += <uint64_t>k
+                    run.c.batches += 1
+                    if hs_monotonic_ns() >= run.next_check_ns:
+                        break
+            if sent < 0:
+                raise_errno(err)
+            if run.check():
+                break
+    finally:
+        PyMem_Free(arena)
+        PyMem_Free(msgs)
+        PyMem_Free(iovs)

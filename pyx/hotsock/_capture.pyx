@@ -1,0 +1,162 @@
+"""The compiled core of ``hotsock.capture``: receive, write records, repeat.
+
+:class:`CaptureFile` receives batches with ``recvmmsg`` and turns each
+datagram into one pcap/pcapng record (``pyx/core/pcap.c``) without the GIL
+and without any Python object per datagram; the records go to the file in
+buffered writes of whole records.  :func:`capture_batches` hands each batch
+to a Python callback instead.  The Python side (``hotsock/_hotloops.py``)
+opens the file, sets the socket options and installs the signal handlers.
+"""
+from libc.errno cimport errno
+from libc.stdint cimport int64_t, uint32_t
+from libc.string cimport memcpy, memset
+
+from includes.compat cimport hs_realtime_ns, hs_monotonic_ns
+from includes.core cimport (
+    hs_endpoint, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats, hs_pcap_flush,
+    hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
+from includes.netinet cimport sockaddr_in, sockaddr_in6, ntohs
+from includes.socket cimport (
+    AF_INET, AF_INET6, MSG_TRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname)
+from hotsock._batch cimport BatchSlots, RecvBatch
+from hotsock._loop cimport Run, receive_ready
+from hotsock._syscall cimport raise_errno
+
+FORMATS = {"pcap": HS_PCAP, "pcapng": HS_PCAPNG}
+
+
+cdef void _endpoint(const sockaddr_storage *sa, hs_endpoint *out) noexcept nogil:
+    cdef const sockaddr_in *v4
+    cdef const sockaddr_in6 *v6
+    memset(out, 0, sizeof(hs_endpoint))
+    if sa.ss_family == AF_INET:
+        v4 = <const sockaddr_in *>sa
+        out.family = AF_INET
+        memcpy(out.addr, &v4.sin_addr, 4)
+        out.port = ntohs(v4.sin_port)
+    elif sa.ss_family == AF_INET6:
+        v6 = <const sockaddr_in6 *>sa
+        out.family = AF_INET6
+        memcpy(out.addr, &v6.sin6_addr, 16)
+        out.port = ntohs(v6.sin6_port)
+
+
+cdef int _local_endpoint(int fd, hs_endpoint *out) except -1:
+    cdef sockaddr_storage sa
+    cdef socklen_t length = sizeof(sa)
+    memset(&sa, 0, sizeof(sa))
+    if getsockname(fd, <sockaddr *>&sa, &length) < 0:
+        raise_errno(errno)
+    _endpoint(&sa, out)
+    return 0
+
+
+cdef class CaptureFile:
+    """CaptureFile(fd, format, snaplen, bufsize)
+
+    A capture file being written to descriptor *fd* (internal: see
+    ``hotsock.capture``).  Nothing reaches the file until :meth:`run` or
+    :meth:`close` flushes; every flush writes whole records only.
+    """
+    cdef hs_pcap_writer writer
+    cdef bint opened
+    cdef int64_t start_ns
+
+    def __cinit__(self, int fd, int format, uint32_t snaplen, size_t bufsize):
+        if hs_pcap_open(&self.writer, fd, format, snaplen, bufsize) < 0:
+            raise_errno(errno)
+        self.opened = True
+        self.start_ns = hs_realtime_ns()
+
+    def __dealloc__(self):
+        hs_pcap_free(&self.writer)
+
+    @property
+    def records(self):
+        """Records handed to the writer so far."""
+        return self.writer.records
+
+    def run(self, int fd, RecvBatch batch not None, Run run not None):
+        """Capture from socket *fd* until *run* says stop."""
+        cdef hs_endpoint local, src, dst
+        cdef BatchSlots *s = &batch.slots
+        cdef hs_rx_meta *meta
+        cdef Py_ssize_t n, i, have
+        cdef int err = 0, failed = 0
+        cdef int64_t now, stamp
+        _local_endpoint(fd, &local)
+        batch.acquire()
+        try:
+            while True:
+                with nogil:
+                    while True:
+                        n = receive_ready(run, s, fd, 0, &err)
+                        if n <= 0:
+                            break
+                        stamp = 0
+                        for i in range(n):
+                            meta = &s.meta[i]
+                            _endpoint(&s.names[i], &src)
+                            dst = local
+                            if meta.dst_family:
+                                dst.family = meta.dst_family
+                                memcpy(dst.addr, meta.dst_addr, 16)
+                            have = s.lengths[i]
+                            if have > s.size:
+                                have = s.size
+                            if meta.timestamp_ns == 0 and stamp == 0:
+                                stamp = hs_realtime_ns()     # no kernel timestamp: now
+                            if hs_pcap_write(&self.writer,
+                                             meta.timestamp_ns if meta.timestamp_ns else stamp,
+                                             &src, &dst, <unsigned char *>s.arena + i * s.size,
+                                             <size_t>have, s.lengths[i]) < 0:
+                                failed = 1
+                                break
+                        if failed:
+                            break
+                        now = hs_monotonic_ns()
+                        if now >= run.next_check_ns or run.remaining() == 0:
+                            break
+                    if not failed and hs_pcap_flush(&self.writer) < 0:
+                        failed = 1
+                if failed:
+                    raise_errno(self.writer.err)
+                if n < 0:
+                    raise_errno(err)
+                if run.check():
+                    break
+        finally:
+            batch.release(0)
+
+    def close(self, received, dropped):
+        """Complete the file: an interface statistics block (pcapng) with
+        *received* and *dropped*, then flush what is buffered."""
+        if not self.opened:
+            return
+        self.opened = False
+        if hs_pcap_stats(&self.writer, hs_realtime_ns(), self.start_ns, received, dropped) < 0:
+            raise_errno(self.writer.err)
+        if hs_pcap_flush(&self.writer) < 0:
+            raise_errno(self.writer.err)
+
+
+def capture_batches(int fd, RecvBatch batch not None, Run run not None, callback):
+    """Receive batches from socket *fd* and call ``callback(batch)`` with each,
+    until *run* says stop (internal: see ``hotsock.capture``)."""
+    cdef Py_ssize_t n = 0
+    cdef int err = 0
+    while True:
+        batch.acquire()
+        try:
+            with nogil:
+                n = receive_ready(run, &batch.slots, fd, 0, &err)
+        finally:
+            batch.release(n if n > 0 else 0)
+        if n < 0:
+            raise_errno(err)
+        if n > 0:
+            callback(batch)
+            if run.remaining() != 0 and hs_monotonic_ns() < run.next_check_ns:
+                continue
+        if run.check():
+            break

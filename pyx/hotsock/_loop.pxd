@@ -1,0 +1,48 @@
+# What every hot loop (capture, echo, blast) shares: limits, counters,
+# progress reports and stopping on a signal.
+from libc.stdint cimport int64_t, uint64_t
+from includes.core cimport hs_rx_drops, hs_seq_tracker
+
+
+cdef struct Counters:
+    uint64_t received
+    uint64_t received_bytes
+    uint64_t sent
+    uint64_t sent_bytes
+    uint64_t truncated          # datagrams longer than their slot (MSG_TRUNC)
+    uint64_t ctruncated         # control data cut (MSG_CTRUNC)
+    uint64_t errors             # sends the kernel refused (ICMP errors, ...)
+    uint64_t batches
+    hs_rx_drops drops           # the socket's drop counter, as last reported
+
+
+cdef class Run:
+    cdef Counters c
+    cdef hs_seq_tracker *seq
+    cdef str kind
+    cdef uint64_t limit             # 0: no count limit
+    cdef uint64_t *counted          # what the limit counts (received or sent)
+    cdef int64_t start_ns
+    cdef int64_t deadline_ns        # 0: no duration
+    cdef int64_t idle_ns            # 0: no idle limit
+    cdef int64_t last_rx_ns
+    cdef int64_t interval_ns
+    cdef int64_t next_progress_ns
+    cdef int64_t next_check_ns      # the nogil part hands back to check() by then
+    cdef object progress
+    cdef public object stopped      # why the run ended
+    cdef public object signal
+    cdef uint64_t drops_baseline
+
+    cdef uint64_t remaining(self) noexcept nogil
+    cdef int poll_timeout_ms(self, int64_t now) noexcept nogil
+    cdef bint check(self) except -1
+    cdef void account_payload(self, const unsigned char *p, size_t length) noexcept nogil
+
+
+from includes.compat cimport mmsghdr
+from hotsock._batch cimport BatchSlots
+
+cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil
+cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
+                         int *err) noexcept nogil

@@ -1,0 +1,255 @@
+"""What every hot loop shares: limits, counters, progress and signals.
+
+A hot loop (capture, echo, blast) runs its syscalls back to back with the
+GIL released and comes back to Python only to call :meth:`Run.check`: at
+least every ``CHECK_NS``, after a wait was interrupted (EINTR), and when a
+limit may have been reached.  ``check`` runs the Python signal handlers
+(PEP 475, as the syscall helper does), reports progress, and decides
+whether to stop: by count, duration, idle time or a signal.
+
+Stopping on a signal: the Python wrappers install handlers that raise
+:class:`SignalStop`; ``check`` turns that into a clean end of the run
+(``stopped == "signal"``) so that files are completed and statistics
+returned.  Any other exception from a handler (``KeyboardInterrupt`` when
+the wrapper was told to leave handlers alone) propagates after the loop has
+completed its file.
+"""
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from libc.errno cimport (
+    errno, EAGAIN, EINTR, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
+    EHOSTDOWN, ENETDOWN)
+from libc.stdint cimport int64_t, uint64_t
+
+from includes.compat cimport hs_monotonic_ns, hs_sleep_until_ns, mmsghdr
+from includes.core cimport hs_seq_tracker, hs_seq_totals, hs_seq_init, hs_seq_account, hs_seq_sum
+from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
+from includes.socket cimport MSG_CTRUNC, MSG_DONTWAIT, MSG_TRUNC
+from hotsock._batch cimport BatchSlots, mmsg_send, slots_finish, slots_receive
+
+from hotsock._stats import LoopStats
+
+# How long the loop may run without the GIL before it checks for signals and
+# limits; a wait for data is cut to this too.
+cdef int64_t CHECK_NS = 50_000_000
+
+
+class SignalStop(BaseException):
+    """Raised by the loops' signal handlers: end the run cleanly."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+cdef class Run:
+    """One run of a hot loop (internal; the loops' wrappers create it)."""
+
+    def __cinit__(self, str kind, count=None, duration=None, idle=None,
+                  progress=None, double interval=1.0, bint track_sequence=True,
+                  drops_baseline=0):
+        self.kind = kind
+        if track_sequence:
+            self.seq = <hs_seq_tracker *>PyMem_Calloc(1, sizeof(hs_seq_tracker))
+            if self.seq == NULL:
+                raise MemoryError()
+            hs_seq_init(self.seq)
+        self.limit = count if count is not None else 0
+        self.counted = &self.c.sent if kind == "blast" else &self.c.received
+        self.start_ns = hs_monotonic_ns()
+        self.deadline_ns = self.start_ns + <int64_t>(duration * 1e9) if duration is not None else 0
+        self.idle_ns = <int64_t>(idle * 1e9) if idle is not None else 0
+        self.last_rx_ns = self.start_ns
+        self.progress = progress
+        self.interval_ns = <int64_t>(interval * 1e9)
+        self.next_progress_ns = self.start_ns + self.interval_ns
+        self.next_check_ns = self.start_ns
+        self.drops_baseline = drops_baseline
+
+    def __dealloc__(self):
+        PyMem_Free(self.seq)
+
+    cdef uint64_t remaining(self) noexcept nogil:
+        """How many more datagrams the count limit allows (a large number if none)."""
+        if self.limit == 0:
+            return <uint64_t>-1
+        return self.limit - self.counted[0] if self.counted[0] < self.limit else 0
+
+    cdef int poll_timeout_ms(self, int64_t now) noexcept nogil:
+        """How long a wait for readiness may block before check() is due."""
+        cdef int64_t left = self.next_check_ns - now
+        if left <= 0:
+            return 0
+        return <int>((left + 999_999) // 1_000_000)
+
+    cdef void account_payload(self, const unsigned char *p, size_t length) noexcept nogil:
+        if self.seq != NULL:
+            hs_seq_account(self.seq, p, length)
+
+    cdef bint check(self) except -1:
+        """Run signal handlers, report progress, apply the limits: True to stop."""
+        cdef int64_t now
+        try:
+            PyErr_CheckSignals()
+        except SignalStop as stop:
+            self.stopped = "signal"
+            self.signal = stop.signum
+            return True
+        now = hs_monotonic_ns()
+        if self.progress is not None and now >= self.next_progress_ns:
+            self.progress(self.stats())
+            now = hs_monotonic_ns()
+            while self.next_progress_ns <= now:
+                self.next_progress_ns += self.interval_ns
+        if self.limit and self.counted[0] >= self.limit:
+            self.stopped = "count"
+        elif self.deadline_ns and now >= self.deadline_ns:
+            self.stopped = "duration"
+        elif self.idle_ns and now - self.last_rx_ns >= self.idle_ns:
+            self.stopped = "idle"
+        if self.stopped is not None:
+            return True
+        self.next_check_ns = now + CHECK_NS
+        if self.deadline_ns and self.deadline_ns < self.next_check_ns:
+            self.next_check_ns = self.deadline_ns
+        if self.idle_ns and self.last_rx_ns + self.idle_ns < self.next_check_ns:
+            self.next_check_ns = self.last_rx_ns + self.idle_ns
+        if self.progress is not None and self.next_progress_ns < self.next_check_ns:
+            self.next_check_ns = self.next_progress_ns
+        return False
+
+    def stats(self, kernel_drops=None):
+        """The counters so far as a :class:`hotsock.LoopStats`.
+
+        *kernel_drops* is the socket's drop counter read at the end (from
+        /proc), which also covers drops after the last datagram received;
+        otherwise the last one reported with a datagram is used.
+        """
+        cdef hs_seq_totals totals
+        cdef uint64_t counter = self.c.drops.counter if self.c.drops.seen else self.drops_baseline
+        if kernel_drops is not None and kernel_drops > counter:
+            counter = kernel_drops
+        if self.seq != NULL:
+            hs_seq_sum(self.seq, &totals)
+        else:
+            totals.sequenced = totals.lost = totals.duplicated = totals.reordered = 0
+        return LoopStats(
+            kind=self.kind,
+            received=self.c.received, received_bytes=self.c.received_bytes,
+            sent=self.c.sent, sent_bytes=self.c.sent_bytes,
+            dropped=counter - self.drops_baseline if counter > self.drops_baseline else 0,
+            truncated=self.c.truncated, ctruncated=self.c.ctruncated,
+            errors=self.c.errors, sequenced=totals.sequenced, lost=totals.lost,
+            duplicated=totals.duplicated, reordered=totals.reordered,
+            batches=self.c.batches,
+            elapsed=(hs_monotonic_ns() - self.start_ns) / 1e9,
+            stopped=self.stopped, signal=self.signal)
+
+
+cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil:
+    """Receive what is queued, up to the batch and the count limit, waiting for
+    it until check() is due; count it.  n > 0: datagrams in the slots;
+    0: check() is due (time, a signal, the count limit); -1: *err holds errno.
+    """
+    cdef uint64_t left = run.remaining()
+    cdef unsigned int want
+    cdef Py_ssize_t n, i, have
+    cdef int e
+    cdef int64_t now
+    cdef pollfd pfd
+    if left == 0:
+        return 0
+    want = <unsigned int>s.count if left > <uint64_t>s.count else <unsigned int>left
+    while True:
+        if s.deferred_errno:
+            err[0] = s.deferred_errno
+            s.deferred_errno = 0
+            return -1
+        # MSG_TRUNC: a datagram's length is its real one even when cut.
+        n = slots_receive(s, fd, want, flags | MSG_DONTWAIT | MSG_TRUNC)
+        if n > 0:
+            break
+        e = errno
+        if e == EINTR:
+            return 0
+        if e != EAGAIN:
+            err[0] = e
+            return -1
+        now = hs_monotonic_ns()
+        if now >= run.next_check_ns:
+            return 0
+        pfd.fd = fd
+        pfd.events = POLLIN
+        if poll(&pfd, 1, run.poll_timeout_ms(now)) < 0 and errno == EINTR:
+            return 0
+    slots_finish(s, n)
+    for i in range(n):
+        have = s.lengths[i]
+        run.c.received_bytes += have
+        if s.flags[i] & MSG_TRUNC:
+            run.c.truncated += 1
+            have = s.size
+        if s.flags[i] & MSG_CTRUNC:
+            run.c.ctruncated += 1
+        if run.seq != NULL:
+            hs_seq_account(run.seq, <unsigned char *>s.arena + i * s.size, <size_t>have)
+    run.c.received += <uint64_t>n
+    run.c.batches += 1
+    if s.drops.seen:
+        run.c.drops = s.drops
+    if run.idle_ns:
+        run.last_rx_ns = hs_monotonic_ns()
+    return n
+
+
+cdef bint _refused_by_peer(int e) noexcept nogil:
+    # What the network answers about one destination (ICMP errors on a
+    # connected socket, a lost route): that send fails, the loop goes on.
+    return (e == ECONNREFUSED or e == EHOSTUNREACH or e == ENETUNREACH
+            or e == EHOSTDOWN or e == ENETDOWN)
+
+
+# A send that cannot proceed for this long gives up on the rest of its batch
+# (counted as errors) instead of holding the loop.
+cdef int STALL_LIMIT_MS = 1000
+
+
+cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
+                         int *err) noexcept nogil:
+    """Send n prepared messages, waiting while the socket is full; count them.
+    Returns how many were sent, or -1 with *err set for an error that is the
+    socket's rather than one destination's."""
+    cdef Py_ssize_t done = 0, k, i
+    cdef int e, stalled_ms = 0
+    cdef pollfd pfd
+    while done < n:
+        k = mmsg_send(fd, msgs + done, <unsigned int>(n - done), flags | MSG_DONTWAIT)
+        if k > 0:
+            for i in range(done, done + k):
+                run.c.sent_bytes += msgs[i].msg_len
+            run.c.sent += <uint64_t>k
+            done += k
+            stalled_ms = 0
+            continue
+        e = errno
+        if e == EINTR:
+            continue            # the handlers run at the next check()
+        if e == EAGAIN or e == ENOBUFS:
+            if stalled_ms >= STALL_LIMIT_MS:
+                run.c.errors += <uint64_t>(n - done)
+                return done
+            stalled_ms += 1
+            pfd.fd = fd
+            pfd.events = POLLOUT
+            if e == ENOBUFS:
+                hs_sleep_until_ns(hs_monotonic_ns() + 1_000_000)  # a device queue: poll says ready
+            else:
+                poll(&pfd, 1, 1)
+            continue
+        if _refused_by_peer(e):
+            run.c.errors += 1
+            done += 1           # that datagram is lost; the rest go on
+            continue
+        err[0] = e
+        return -1
+    return done

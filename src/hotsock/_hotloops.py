@@ -1,0 +1,334 @@
+"""The hot loops: :func:`capture`, :func:`echo` and :func:`blast`.
+
+Each one checks its arguments, prepares the socket (the options that make
+the kernel report timestamps, destinations and drops) and the signal
+handlers, then hands over to a compiled loop (``_capture``, ``_echo``,
+``_blast``) that runs with the GIL released and no Python object per
+datagram.  All three return a :class:`LoopStats`.
+
+Stopping: by *count*, *duration* (seconds), *idle* (seconds without a
+datagram; capture and echo) or a signal.  While a loop runs in the main
+thread, SIGINT and SIGTERM (*stop_signals*) end it cleanly: a capture file
+is completed, and the statistics are returned with ``stopped == "signal"``.
+Pass ``stop_signals=()`` to leave the handlers alone (Ctrl-C then raises
+``KeyboardInterrupt`` -- after the capture file has been completed).
+"""
+import contextlib
+import os
+import signal as _signal
+import socket as _stdlib
+import threading
+
+from . import _batch, _blast, _capture, _echo
+from ._batch import MAX_BATCH, RecvBatch
+from ._loop import Run, SignalStop
+
+DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
+MAX_DATAGRAM = 65535        # the largest UDP payload (IPv6 without jumbograms)
+MAX_SNAPLEN = 262144        # as tcpdump's default; the writer's limit
+MIN_SNAPLEN = 48            # an IPv6 and a UDP header
+
+
+# --- arguments ---------------------------------------------------------------
+
+def _datagram_socket(sock, caller, families=None):
+    """(socket object, fd) for *sock*, a socket object or a descriptor."""
+    if isinstance(sock, int) and not isinstance(sock, bool):
+        sock = _stdlib.socket(fileno=os.dup(sock))    # a view; family and type read from it
+        owned = sock
+    elif hasattr(sock, "fileno") and hasattr(sock, "family"):
+        owned = None
+    else:
+        raise TypeError(f"{caller}() needs a socket or a file descriptor, "
+                        f"not {type(sock).__name__}")
+    try:
+        if sock.fileno() < 0:
+            raise OSError(9, "Bad file descriptor")
+        if sock.type != _stdlib.SOCK_DGRAM:
+            raise ValueError(f"{caller}() needs a datagram (SOCK_DGRAM) socket")
+        if families is not None and sock.family not in families:
+            raise ValueError(f"{caller}() needs an AF_INET or AF_INET6 socket")
+    except BaseException:
+        if owned is not None:
+            owned.close()
+        raise
+    return sock, owned
+
+
+def _positive_int(name, value, upper=None, optional=True):
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if value < 1 or (upper is not None and value > upper):
+        bound = f" and at most {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must be at least 1{bound}, not {value}")
+    return value
+
+
+def _positive_seconds(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _run(kind, count, duration, idle, progress, interval, drops_baseline=0):
+    count = _positive_int("count", count)
+    duration = _positive_seconds("duration", duration)
+    idle = _positive_seconds("idle", idle)
+    interval = _positive_seconds("interval", interval)
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable")
+    return Run(kind, count, duration, idle, progress, interval,
+               drops_baseline=drops_baseline or 0)
+
+
+# --- the kernel's drop counter -------------------------------------------------
+
+def kernel_drops(sock):
+    """The drop counter of UDP socket *sock* (datagrams the kernel dropped
+    since the socket was opened), from /proc/net/udp{,6} on Linux; None elsewhere.
+
+    SO_RXQ_OVFL reports the same counter, but only with a datagram: drops
+    after the last one received show here only.
+    """
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as rows:
+                next(rows)
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[12])
+        except OSError:
+            continue
+    return None
+
+
+def _ask(sock, level, option):
+    """Turn a boolean socket option on; False if the system refuses or lacks it."""
+    if option is None:
+        return False
+    try:
+        sock.setsockopt(level, option, 1)
+        return True
+    except OSError:
+        return False
+
+
+def _needs_destination(sock):
+    """Whether datagrams can reach this socket at more than one address:
+    bound to a wildcard (or a group/broadcast), so IP_PKTINFO must say which."""
+    host = sock.getsockname()[0]
+    if host in ("0.0.0.0", "::"):
+        return True
+    try:
+        if sock.family == _stdlib.AF_INET:
+            first = _stdlib.inet_aton(host)[0]
+            return first >= 224 or host.endswith(".255")
+        return host.lower().startswith("ff")
+    except OSError:
+        return True
+
+
+# --- signals -----------------------------------------------------------------
+
+@contextlib.contextmanager
+def _stopping_on(signals):
+    """While the body runs, the first of *signals* raises SignalStop (later ones
+    are ignored until the handlers are restored, so that the loop's clean-up
+    cannot be interrupted).  Outside the main thread handlers cannot be set:
+    nothing is changed."""
+    if not signals or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = []
+
+    def handler(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise SignalStop(signum)
+
+    previous = {}
+    try:
+        for signum in signals:
+            previous[signum] = _signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, old in previous.items():
+            _signal.signal(signum, old)
+
+
+@contextlib.contextmanager
+def _loop(run):
+    """Run a compiled loop; a SignalStop that arrived outside its checks
+    (in a progress callback, say) still ends it cleanly."""
+    try:
+        yield
+    except SignalStop as stop:
+        run.stopped = "signal"
+        run.signal = stop.signum
+
+
+# --- the loops ---------------------------------------------------------------
+
+def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None,
+            snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, progress=None, interval=1.0,
+            stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20):
+    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
+
+    Receive every datagram on UDP socket *sock* (bound by the caller, joined
+    to its groups) and write it to the file *path_or_callback* as a pcap
+    (``format="pcap"``, nanosecond timestamps) or pcapng file that Wireshark
+    and tcpdump read: link type RAW with synthesized IPv4/IPv6 and UDP
+    headers carrying the real source and destination addresses and ports,
+    and the kernel's receive timestamp (SO_TIMESTAMPNS).  A pcapng file ends
+    with an interface statistics block (received and dropped counts).
+    Records hold at most *snaplen* bytes (headers included); datagrams
+    longer than *size* are cut and counted as ``truncated``.
+
+    With a callable instead of a path, ``callback(batch)`` gets each
+    :class:`RecvBatch` as it is received (payloads, addresses,
+    ``timestamps``, ``destination(i)``, ``dropped``), valid during the call.
+
+    Writes are buffered (*bufsize*) and hold whole records only, flushed at
+    least every 50 ms: after a hard kill, every record in the file is whole.
+    Returns a :class:`LoopStats` (received, bytes, dropped by the kernel,
+    truncated, and lost/duplicated/reordered for :func:`blast` streams).
+    """
+    sock, owned = _datagram_socket(sock, "capture", (_stdlib.AF_INET, _stdlib.AF_INET6))
+    try:
+        if format not in _capture.FORMATS:
+            raise ValueError(f"format must be 'pcap' or 'pcapng', not {format!r}")
+        _positive_int("snaplen", snaplen, MAX_SNAPLEN, optional=False)
+        if snaplen < MIN_SNAPLEN:
+            raise ValueError(f"snaplen must be at least {MIN_SNAPLEN} (the headers), not {snaplen}")
+        _positive_int("size", size, MAX_DATAGRAM, optional=False)
+        _positive_int("batch", batch, MAX_BATCH, optional=False)
+        _positive_int("bufsize", bufsize, 1 << 30, optional=False)
+        if callable(path_or_callback):
+            callback, path = path_or_callback, None
+        elif isinstance(path_or_callback, (str, bytes, os.PathLike)):
+            callback, path = None, path_or_callback
+        else:
+            raise TypeError("capture() writes to a path (str, bytes or os.PathLike) or calls "
+                            f"a callable, not {type(path_or_callback).__name__}")
+        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_TIMESTAMPNS)
+        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)
+        if callback is not None or _needs_destination(sock):
+            if sock.family == _stdlib.AF_INET:
+                _ask(sock, _stdlib.IPPROTO_IP, _batch.IP_PKTINFO)
+            else:
+                _ask(sock, _stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None))
+        run = _run("capture", count, duration, idle, progress, interval, kernel_drops(sock))
+        slots = RecvBatch(batch, size)
+        if callback is not None:
+            with _stopping_on(stop_signals), _loop(run):
+                _capture.capture_batches(sock.fileno(), slots, run, callback)
+            return run.stats(kernel_drops(sock))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
+                     0o644)
+        try:
+            writer = _capture.CaptureFile(fd, _capture.FORMATS[format], snaplen,
+                                          max(bufsize, snaplen + 256))
+            with _stopping_on(stop_signals):
+                try:
+                    with _loop(run):
+                        writer.run(sock.fileno(), slots, run)
+                finally:
+                    # Completed whatever ended the loop (a signal handler's exception too).
+                    stats = run.stats(kernel_drops(sock))
+                    writer.close(stats.received, stats.dropped)
+            return stats
+        finally:
+            os.close(fd)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAGRAM,
+         confirm=False, progress=None, interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS):
+    """echo(sock, *, count=None, duration=None, idle=None, batch=64, size=65535, confirm=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+
+    Send every datagram received on datagram socket *sock* back to its
+    sender: ``recvmmsg`` of up to *batch*, then one ``sendmmsg`` from the
+    same memory, with no Python code per datagram.  *confirm* adds
+    ``MSG_CONFIRM`` (Linux: the sender's neighbour entry is confirmed by the
+    exchange, saving ARP probes).  Datagrams longer than *size* are echoed
+    cut and counted as ``truncated``.  *count* counts datagrams received
+    (each is echoed); sends the network refuses are counted in ``errors``.
+    """
+    sock, owned = _datagram_socket(sock, "echo")
+    try:
+        _positive_int("batch", batch, MAX_BATCH, optional=False)
+        _positive_int("size", size, MAX_DATAGRAM, optional=False)
+        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)
+        run = _run("echo", count, duration, idle, progress, interval, kernel_drops(sock))
+        slots = RecvBatch(batch, size)
+        with _stopping_on(stop_signals), _loop(run):
+            _echo.echo_loop(sock.fileno(), slots, run, bool(confirm))
+        return run.stats(kernel_drops(sock))
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+SEQUENCE_HEADER = 24
+
+
+def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=64,
+          sequence=True, progress=None, interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS):
+    """blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=64, sequence=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+
+    Send *size*-byte datagrams to *address* (or the connected peer) as fast
+    as ``sendmmsg`` goes, or at *rate* datagrams per second: the loop sends
+    what is due by the clock and sleeps until the next one is due (bursts
+    of at most *batch*).  Stops after *count* datagrams sent, after
+    *duration* seconds, or on a signal; at least one of them is needed
+    outside the main thread.
+
+    With *sequence* (the default), each payload starts with a 24-byte header
+    in network byte order -- ``b"HSQ1"``, a random 32-bit stream id, a
+    64-bit sequence number from 0 and the send time (64-bit ns since the
+    epoch) -- from which :func:`capture` and :func:`echo` (or any receiver)
+    count lost, duplicated and reordered datagrams.
+    """
+    sock, owned = _datagram_socket(sock, "blast")
+    try:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"size must be an integer, not {type(size).__name__}")
+        if not 0 <= size <= MAX_DATAGRAM:
+            raise ValueError(f"size must be between 0 and {MAX_DATAGRAM}, not {size}")
+        if sequence and size < SEQUENCE_HEADER:
+            raise ValueError(f"size must be at least {SEQUENCE_HEADER} to carry the sequence "
+                             f"header (or pass sequence=False), not {size}")
+        _positive_int("batch", batch, MAX_BATCH, optional=False)
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+                raise TypeError(f"rate must be a number of datagrams per second, "
+                                f"not {type(rate).__name__}")
+            if not 0 < rate < float("inf"):
+                raise ValueError(f"rate must be a positive number of datagrams per second, "
+                                 f"not {rate!r}")
+        if (count is None and duration is None
+                and threading.current_thread() is not threading.main_thread()):
+            raise ValueError("blast() outside the main thread needs count or duration "
+                             "(signals cannot stop it there)")
+        run = _run("blast", count, duration, None, progress, interval)
+        stream = int.from_bytes(os.urandom(4), "big")
+        with _stopping_on(stop_signals), _loop(run):
+            _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
+                              rate or 0.0, stream, bool(sequence))
+        return run.stats()
+    finally:
+        if owned is not None:
+            owned.close()
