@@ -68,6 +68,9 @@ cdef class CaptureFile:
         self.opened = True
         self.start_ns = hs_realtime_ns()
 
+    def __init__(self, int fd, int format, uint32_t snaplen, size_t bufsize):
+        pass            # everything is set up in __cinit__
+
     def __dealloc__(self):
         hs_pcap_free(&self.writer)
 

@@ -66,6 +66,11 @@ cdef class Run:
         self.next_check_ns = self.start_ns
         self.drops_baseline = drops_baseline
 
+    def __init__(self, str kind, count=None, duration=None, idle=None,
+                 progress=None, double interval=1.0, bint track_sequence=True,
+                 drops_baseline=0):
+        pass            # everything is set up in __cinit__
+
     def __dealloc__(self):
         PyMem_Free(self.seq)
 

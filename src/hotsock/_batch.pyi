@@ -5,6 +5,9 @@ from _typeshed import ReadableBuffer
 from typing_extensions import disjoint_base
 
 MAX_BATCH: int
+SO_TIMESTAMPNS: Optional[int]
+IP_PKTINFO: Optional[int]
+SO_RXQ_OVFL: Optional[int]
 
 _Address = Union[Tuple[Any, ...], str, bytes]
 _SockOrFd = Union[_stdlib.socket, int]
@@ -25,6 +28,11 @@ class RecvBatch:
     def lengths(self) -> memoryview: ...
     @property
     def flags(self) -> memoryview: ...
+    @property
+    def timestamps(self) -> memoryview: ...
+    def destination(self, i: int) -> Optional[str]: ...
+    @property
+    def dropped(self) -> Optional[int]: ...
 
 def recv_batch(sock: _SockOrFd, batch: RecvBatch, flags: int = 0) -> int: ...
 def send_batch(sock: _SockOrFd, buffers: Iterable[ReadableBuffer],

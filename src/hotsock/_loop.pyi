@@ -1,0 +1,19 @@
+from typing_extensions import disjoint_base
+from typing import Any, Callable, Optional
+
+from ._stats import LoopStats
+
+class SignalStop(BaseException):
+    signum: int
+    def __init__(self, signum: int) -> None: ...
+
+@disjoint_base
+class Run:
+    stopped: Optional[str]
+    signal: Optional[int]
+    def __init__(self, kind: str, count: Optional[int] = None, duration: Optional[float] = None,
+                 idle: Optional[float] = None,
+                 progress: Optional[Callable[[LoopStats], Any]] = None,
+                 interval: float = 1.0, track_sequence: bool = True,
+                 drops_baseline: int = 0) -> None: ...
+    def stats(self, kernel_drops: Optional[int] = None) -> LoopStats: ...
