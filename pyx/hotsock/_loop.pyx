@@ -14,6 +14,7 @@ returned.  Any other exception from a handler (``KeyboardInterrupt`` when
 the wrapper was told to leave handlers alone) propagates after the loop has
 completed its file.
 """
+cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.errno cimport (
@@ -151,6 +152,9 @@ cdef class Run:
             stopped=self.stopped, signal=self.signal)
 
 
+# The run is never None here (callers hold it); Cython's debug-build None
+# checks would need the GIL.
+@cython.nonecheck(False)
 cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil:
     """Receive what is queued, up to the batch and the count limit, waiting for
     it until check() is due; count it.  n > 0: datagrams in the slots;
@@ -219,6 +223,7 @@ cdef bint _refused_by_peer(int e) noexcept nogil:
 cdef int STALL_LIMIT_MS = 1000
 
 
+@cython.nonecheck(False)
 cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
                          int *err) noexcept nogil:
     """Send n prepared messages, waiting while the socket is full; count them.

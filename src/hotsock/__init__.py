@@ -37,7 +37,8 @@ def features():
     ``batch_path`` is ``"recvmmsg/sendmmsg"`` or ``"recvmsg/sendmsg loop"``
     (forced by ``HOTSOCK_NO_MMSG=1``); ``direct_socket_access`` says whether
     socket state is read from CPython's socket object (else through method
-    calls).
+    calls); ``receive_timestamps``, ``receive_destination`` and
+    ``drop_counter`` say what :func:`capture` can record per datagram.
     """
     info = {
         "version": __version__,
@@ -46,6 +47,12 @@ def features():
         "direct_socket_access": bool(_pysocket.direct_access),
     }
     info.update(_batch.batch_features())
+    # What capture can record, per datagram: kernel timestamps, destination
+    # addresses, and the socket's drop counter.
+    info["receive_timestamps"] = SO_TIMESTAMPNS is not None
+    info["receive_destination"] = IP_PKTINFO is not None
+    info["drop_counter"] = SO_RXQ_OVFL is not None
+    info["capture_formats"] = ["pcap", "pcapng"]
     return info
 
 
