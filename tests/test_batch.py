@@ -643,3 +643,88 @@ def test_send_batch_flowinfo_is_masked_like_sendto():
         socket.socket.sendto(tx, b"std", ("::1", port, 2 ** 32, 0))   # the stdlib accepts it
         assert tx.send_batch([b"hot"], ("::1", port, 2 ** 32, 0)) == 1
         assert sorted([rx.recv(8), rx.recv(8)]) == [b"hot", b"std"]
+
+
+# --- receive metadata: timestamps, destinations, the drop counter ---------------------
+
+def _receive_all(sock, batch, count):
+    got = 0
+    while got < count:
+        got += sock.recv_batch(batch)
+    return got
+
+
+def test_metadata_absent_unless_asked():
+    rx = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"m", rx.getsockname())
+    batch = hotsock.RecvBatch(4, 64)
+    rx.settimeout(5)
+    assert rx.recv_batch(batch) == 1
+    assert list(batch.timestamps) == [0]
+    assert batch.destination(0) is None and batch.dropped is None
+    rx.close()
+
+
+def test_timestamps_and_destinations_when_asked():
+    rx = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, hotsock.SO_TIMESTAMPNS, 1)
+    rx.setsockopt(socket.IPPROTO_IP, hotsock.IP_PKTINFO, 1)
+    rx.bind(("0.0.0.0", 0))
+    port = rx.getsockname()[1]
+    before = time.time_ns()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for host in ("127.0.0.1", "127.0.0.5"):
+            tx.sendto(host.encode(), (host, port))
+    after = time.time_ns()
+    rx.settimeout(5)
+    batch = hotsock.RecvBatch(4, 64)
+    assert _receive_all(rx, batch, 2) == 2 or len(batch) >= 1
+    rx.close()
+    stamps = list(batch.timestamps)
+    assert all(before <= ts <= after for ts in stamps)
+    assert [batch.destination(i) for i in range(len(batch))] == [
+        bytes(batch[i]).decode() for i in range(len(batch))]
+    with pytest.raises(IndexError):
+        batch.destination(len(batch))
+
+
+@pytest.mark.ipv6
+def test_ipv6_destination():
+    rx = hotsock.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    rx.bind(("::", 0))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"6", ("::1", rx.getsockname()[1]))
+    rx.settimeout(5)
+    batch = hotsock.RecvBatch(4, 64)
+    assert rx.recv_batch(batch) == 1
+    assert batch.destination(0) == "::1"
+    rx.close()
+
+
+def test_drop_counter_reported_with_datagrams():
+    rx = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, hotsock.SO_RXQ_OVFL, 1)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    rx.bind(("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for _ in range(200):
+            tx.sendto(b"d" * 500, rx.getsockname())
+    batch = hotsock.RecvBatch(64, 600)
+
+    def drain():
+        received = 0
+        while True:
+            try:
+                received += rx.recv_batch(batch, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return received
+    received = drain()
+    assert hotsock.kernel_drops(rx) == 200 - received > 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"after", rx.getsockname())      # carries the counter as it is now
+    assert drain() == 1
+    assert batch.dropped == 200 - received
+    rx.close()
