@@ -29,12 +29,12 @@ MODULES = {
     "_pysocket": [],
     "_address": [],
     "_methods": [],
-    "_batch": ["pyx/core/ancillary.c"],
+    "_batch": ["pyx/core/ancillary.c", "pyx/core/segments.c"],
     "_options": [],
     "_loop": ["pyx/core/sequence.c"],
     "_capture": ["pyx/core/pcap.c"],
-    "_echo": [],
-    "_blast": ["pyx/core/sequence.c"],
+    "_echo": ["pyx/core/segments.c"],
+    "_blast": ["pyx/core/sequence.c", "pyx/core/segments.c"],
     "_reference": ["pyx/reference/loops.c"],
 }
 

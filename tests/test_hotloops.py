@@ -649,3 +649,15 @@ def test_loop_stats_sum_and_dict():
     assert total.stopped == "signal"
     assert hotsock.LoopStats.from_dict(total.as_dict()) == total
     assert total.as_dict()["rate"] == 4.0
+
+
+def test_kernel_drops_meminfo_and_proc_agree(monkeypatch):
+    rx = udp()
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for _ in range(100):
+            tx.sendto(b"x" * 500, rx.getsockname())
+    fast = hotsock.kernel_drops(rx)
+    monkeypatch.setattr(hotsock._hotloops, "SO_MEMINFO", None)     # the /proc path
+    assert hotsock.kernel_drops(rx) == fast > 0
+    rx.close()

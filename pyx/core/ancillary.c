@@ -8,6 +8,10 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#  include <netinet/udp.h>      /* SOL_UDP, UDP_GRO */
+#endif
+#include <time.h>
 
 #ifndef SO_RXQ_OVFL
 #  define SO_RXQ_OVFL (-1)
@@ -18,6 +22,7 @@ void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *d
     struct cmsghdr *c;
     meta->timestamp_ns = 0;
     meta->dst_family = 0;
+    meta->gro_size = 0;
     if (msg->msg_controllen == 0)
         return;
     /* CMSG_NXTHDR takes a non-const msghdr on some systems; it reads only. */
@@ -39,6 +44,12 @@ void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *d
                 drops->seen = 1;
             }
         }
+#ifdef UDP_GRO
+        else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO
+                 && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(&meta->gro_size, CMSG_DATA(c), sizeof(int));
+        }
+#endif
 #ifdef IP_PKTINFO
         else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO
                  && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {

@@ -1,8 +1,8 @@
 /* Control messages of received datagrams: what the kernel says besides the
  * payload.  One parser for RecvBatch and the C hot loops, so that the
  * receive timestamp (SO_TIMESTAMPNS), the destination address
- * (IP_PKTINFO / IPV6_PKTINFO) and the socket's drop counter (SO_RXQ_OVFL)
- * mean the same everywhere.
+ * (IP_PKTINFO / IPV6_PKTINFO), the socket's drop counter (SO_RXQ_OVFL) and
+ * the segment size of a coalesced buffer (UDP_GRO) mean the same everywhere.
  */
 #ifndef HOTSOCK_ANCILLARY_H
 #define HOTSOCK_ANCILLARY_H
@@ -20,6 +20,7 @@ typedef struct {
     int dst_family;             /* AF_INET / AF_INET6 from *_PKTINFO; 0 = none */
     uint32_t ifindex;           /* interface it arrived on (with dst_family) */
     unsigned char dst_addr[16]; /* 4 or 16 bytes, network order */
+    int gro_size;               /* UDP_GRO: the buffer holds segments of this size; 0 = one datagram */
 } hs_rx_meta;
 
 /* The socket's cumulative drop counter, as last reported (SO_RXQ_OVFL). */

@@ -11,6 +11,7 @@ cdef class _Memory:
     cdef Py_ssize_t itemsize
     cdef Py_ssize_t items           # items exported (the batch's current count)
     cdef Py_ssize_t capacity        # items allocated
+    cdef size_t mapped              # bytes mapped with mmap (0: from PyMem)
     cdef bytes fmt
     cdef Py_ssize_t shape[1]
     cdef Py_ssize_t strides[1]
@@ -21,15 +22,20 @@ cdef class _Memory:
 # The C side of a RecvBatch: everything a receive touches, so that the hot
 # loops in other modules can receive into a batch without the GIL.
 cdef struct BatchSlots:
-    Py_ssize_t count
-    Py_ssize_t size
+    Py_ssize_t count                # receive buffers (messages per recvmmsg)
+    Py_ssize_t size                 # bytes per buffer
+    bint gro                        # buffers may hold several coalesced datagrams
+    Py_ssize_t capacity             # entries: count, or count * HS_GRO_MAX_SEGMENTS with gro
+    Py_ssize_t entries              # datagrams in the last receive
+    Py_ssize_t *offsets             # gro: where each datagram starts in the arena
+    uint32_t *slot_of               # gro: the buffer each datagram came in
     char *arena
     mmsghdr *msgs
     iovec *iovs
     sockaddr_storage *names
     char *control                   # HS_CONTROL_SPACE bytes per slot
     hs_rx_meta *meta
-    uint32_t *lengths
+    uint32_t *lengths               # these three per datagram (entry)
     int32_t *flags
     int64_t *timestamps
     Py_ssize_t dirty                # slots the kernel may have rewritten
@@ -46,13 +52,30 @@ cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flag
 # One sendmmsg (or the sendmsg fallback) of n prepared messages: the count
 # sent, or -1 with errno.
 cdef Py_ssize_t mmsg_send(int fd, mmsghdr *msgs, unsigned int n, int flags) noexcept nogil
-# After a receive of n datagrams: lengths, flags, timestamps, destinations, drops.
-cdef void slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil
+# Remember that socket *fd* refused a segmented send: later sends go one by one.
+cdef int refuse_gso(int fd) except -1
+# After a receive of n buffers: lengths, flags, timestamps, destinations,
+# drops; coalesced buffers split into their datagrams.  Returns the datagrams.
+cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil
+
+
+# Datagram i of the last receive: its bytes, and the buffer it came in.
+cdef inline char *entry_data(BatchSlots *s, Py_ssize_t i) noexcept nogil:
+    return s.arena + (s.offsets[i] if s.gro else i * s.size)
+
+cdef inline Py_ssize_t entry_slot(BatchSlots *s, Py_ssize_t i) noexcept nogil:
+    return s.slot_of[i] if s.gro else i
+
+cdef inline Py_ssize_t entry_length(BatchSlots *s, Py_ssize_t i) noexcept nogil:
+    # lengths has a cut datagram's full length (MSG_TRUNC); its bytes stop at the buffer.
+    return s.lengths[i] if s.lengths[i] <= <uint32_t>s.size else s.size
 
 
 cdef class RecvBatch:
     cdef readonly Py_ssize_t count
     cdef readonly Py_ssize_t size
+    cdef readonly bint gro
+    cdef readonly Py_ssize_t capacity
     cdef BatchSlots slots
     cdef _Memory _arena
     cdef _Memory _lengths
@@ -60,9 +83,11 @@ cdef class RecvBatch:
     cdef _Memory _timestamps
     cdef object _arena_view
     cdef Py_ssize_t _received
+    cdef int _gro_fd                # the socket UDP_GRO was last turned on for
     cdef bint _busy
     cdef AddressCache _addresses
 
     cdef Py_ssize_t _index(self, Py_ssize_t i) except -1
+    cdef int enable_gro(self, int fd) except -1
     cdef int acquire(self) except -1
     cdef void release(self, Py_ssize_t received) noexcept

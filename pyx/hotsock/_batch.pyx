@@ -18,17 +18,22 @@ from cpython.buffer cimport (
     PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
-from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS
+from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS, EIO, EINVAL, EOPNOTSUPP
 from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from includes.compat cimport (
     mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE,
-    HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL)
-from includes.core cimport HS_CONTROL_SPACE, hs_control_parse, hs_rx_meta
+    HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL, SOL_UDP, HS_UDP_GRO, HS_UDP_SEGMENT,
+    HS_GRO_MAX_SEGMENTS, HS_GSO_MAX_SEGMENTS, HS_GSO_MAX_BYTES)
+from includes.core cimport (
+    HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_gso_build, hs_rx_meta)
 from includes.netinet cimport INET6_ADDRSTRLEN, inet_ntop
 from includes.socket cimport (
-    iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, recvmsg, sendmsg,
-    MSG_TRUNC, MSG_CTRUNC, MSG_DONTWAIT)
+    iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, recvmsg, sendmsg, setsockopt,
+    getsockopt, socket, AF_INET, AF_INET6, SOCK_DGRAM, SOL_SOCKET, SO_TYPE, SO_PROTOCOL,
+    IPPROTO_UDP, MSG_TRUNC, MSG_CTRUNC, MSG_DONTWAIT)
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
+from posix.unistd cimport close
 from hotsock._address cimport AddressCache, cache_of, resolve_address
 from hotsock._pysocket cimport SockInfo, get_sock_info
 from hotsock._syscall cimport sock_call, raise_errno, timeout_flags
@@ -41,6 +46,12 @@ MAX_BATCH = HS_MAX_BATCH
 SO_TIMESTAMPNS = HS_SO_TIMESTAMPNS if HS_SO_TIMESTAMPNS >= 0 else None
 IP_PKTINFO = HS_IP_PKTINFO if HS_IP_PKTINFO >= 0 else None
 SO_RXQ_OVFL = HS_SO_RXQ_OVFL if HS_SO_RXQ_OVFL >= 0 else None
+
+# Memory blocks from this size up are mapped from the kernel (see _Memory).
+cdef size_t MAPPED_MEMORY = 1 << 20
+
+# A coalesced (GRO) buffer holds up to 64 KiB.
+cdef Py_ssize_t GRO_BUFFER = 65536
 
 # The largest slot: a full GRO buffer needs 64 KiB; larger slots suit stream sockets.
 cdef Py_ssize_t MAX_SLOT = 1 << 24
@@ -59,7 +70,30 @@ cdef bint _probe_mmsg():
     return True
 
 
+cdef bint _probe_udp_option(int option, int value):
+    """A fresh UDP socket takes this SOL_UDP option (UDP_SEGMENT, UDP_GRO)."""
+    cdef int fd
+    cdef bint ok
+    if option < 0:
+        return False
+    fd = socket(AF_INET, SOCK_DGRAM, 0)
+    if fd < 0:
+        return False
+    ok = setsockopt(fd, SOL_UDP, option, &value, sizeof(value)) == 0
+    close(fd)
+    return ok
+
+
 cdef bint MMSG_AVAILABLE = _probe_mmsg()
+cdef bint GSO_AVAILABLE = _probe_udp_option(HS_UDP_SEGMENT, 1400)
+cdef bint GRO_AVAILABLE = _probe_udp_option(HS_UDP_GRO, 1)
+cdef bint GSO_FORCED_OFF = os.environ.get("HOTSOCK_NO_GSO", "") not in ("", "0")
+cdef bint USE_GSO = GSO_AVAILABLE and not GSO_FORCED_OFF
+cdef bint GRO_FORCED_OFF = os.environ.get("HOTSOCK_NO_GRO", "") not in ("", "0")
+cdef bint USE_GRO = GRO_AVAILABLE and not GRO_FORCED_OFF
+# Segments any path with an MTU of 1500 carries whole (IPv4/IPv6 and UDP headers).
+cdef size_t SAFE_SEGMENT_V4 = 1472
+cdef size_t SAFE_SEGMENT_V6 = 1452
 cdef bint MMSG_FORCED_OFF = os.environ.get("HOTSOCK_NO_MMSG", "") not in ("", "0")
 cdef bint USE_MMSG = MMSG_AVAILABLE and not MMSG_FORCED_OFF
 
@@ -72,7 +106,28 @@ def batch_features():
         "mmsg_forced_off": MMSG_FORCED_OFF,
         "batch_path": "recvmmsg/sendmmsg" if USE_MMSG else "recvmsg/sendmsg loop",
         "max_batch": HS_MAX_BATCH,
+        "gso_available": GSO_AVAILABLE,
+        "gso_forced_off": GSO_FORCED_OFF,
+        "gro_available": GRO_AVAILABLE,
+        "gro_forced_off": GRO_FORCED_OFF,
     }
+
+
+def gso_enabled():
+    """Segmented sends (UDP_SEGMENT) are available and not switched off
+    (``HOTSOCK_NO_GSO=1``)."""
+    return USE_GSO
+
+
+def gro_enabled():
+    """Coalesced receives (UDP_GRO) are available and not switched off
+    (``HOTSOCK_NO_GRO=1``)."""
+    return USE_GRO
+
+
+def gso_usable(int fd, int family):
+    """Socket *fd* can take segmented sends: UDP, GSO enabled, never refused."""
+    return USE_GSO and _is_udp(fd, family) and not _gso_refused_for(fd)
 
 
 cdef class _Memory:
@@ -83,16 +138,31 @@ cdef class _Memory:
     """
 
     def __cinit__(self, Py_ssize_t capacity, Py_ssize_t itemsize, bytes fmt):
-        self.ptr = <char *>PyMem_Calloc(capacity if capacity > 0 else 1, itemsize)
-        if self.ptr == NULL:
-            raise MemoryError()
+        cdef size_t length = max(capacity, 1) * itemsize
+        if length >= MAPPED_MEMORY:
+            # Straight from the kernel: zeroed page by page as first touched,
+            # so a large arena costs nothing until datagrams land in it (a
+            # calloc'ed block may be recycled memory cleared up front).
+            self.ptr = <char *>mmap(NULL, length, PROT_READ | PROT_WRITE,
+                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if self.ptr == <char *>MAP_FAILED:
+                self.ptr = NULL
+                raise MemoryError()
+            self.mapped = length
+        else:
+            self.ptr = <char *>PyMem_Calloc(max(capacity, 1), itemsize)
+            if self.ptr == NULL:
+                raise MemoryError()
         self.itemsize = itemsize
         self.capacity = capacity
         self.items = capacity
         self.fmt = fmt
 
     def __dealloc__(self):
-        PyMem_Free(self.ptr)
+        if self.mapped:
+            munmap(self.ptr, self.mapped)
+        else:
+            PyMem_Free(self.ptr)
 
     def __getbuffer__(self, Py_buffer *view, int flags):
         self.shape[0] = self.items
@@ -131,14 +201,45 @@ cdef void slots_prepare(BatchSlots *s) noexcept nogil:
     s.dirty = s.count
 
 
-cdef void slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
+cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i, k = 0, offset, end, segment
+    cdef uint32_t length
+    cdef int32_t msg_flags
+    cdef hs_rx_meta *meta
+    if not s.gro:
+        for i in range(n):
+            s.lengths[i] = s.msgs[i].msg_len
+            s.flags[i] = s.msgs[i].msg_hdr.msg_flags
+            hs_control_parse(&s.msgs[i].msg_hdr, &s.meta[i], &s.drops)
+            s.timestamps[i] = s.meta[i].timestamp_ns
+        s.dirty = n
+        s.entries = n
+        return n
     for i in range(n):
-        s.lengths[i] = s.msgs[i].msg_len
-        s.flags[i] = s.msgs[i].msg_hdr.msg_flags
-        hs_control_parse(&s.msgs[i].msg_hdr, &s.meta[i], &s.drops)
-        s.timestamps[i] = s.meta[i].timestamp_ns
+        meta = &s.meta[i]
+        hs_control_parse(&s.msgs[i].msg_hdr, meta, &s.drops)
+        length = s.msgs[i].msg_len
+        msg_flags = s.msgs[i].msg_hdr.msg_flags
+        segment = meta.gro_size
+        offset = i * s.size
+        if segment <= 0 or segment >= length or length > <uint32_t>s.size:
+            # One datagram -- or, with MSG_CTRUNC, a buffer whose segment size
+            # may have been lost: flagged, never split by guesswork.
+            segment = length if length > 0 else 1
+        end = offset + (length if length <= <uint32_t>s.size else s.size)
+        while True:
+            s.offsets[k] = offset
+            s.slot_of[k] = <uint32_t>i
+            s.lengths[k] = <uint32_t>min(segment, end - offset) if length <= <uint32_t>s.size else length
+            s.flags[k] = msg_flags
+            s.timestamps[k] = meta.timestamp_ns
+            k += 1
+            offset += segment
+            if offset >= end:
+                break
     s.dirty = n
+    s.entries = k
+    return k
 
 
 cdef class RecvBatch:
@@ -164,23 +265,35 @@ cdef class RecvBatch:
     0..16 MiB, and ``MemoryError`` if the arena cannot be allocated.
     """
 
-    def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
+    def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False):
         cdef Py_ssize_t i
         cdef BatchSlots *s = &self.slots
         if count < 1 or count > HS_MAX_BATCH:
             raise ValueError(f"count must be between 1 and {HS_MAX_BATCH}, not {count}")
         if size < 0 or size > MAX_SLOT:
             raise ValueError(f"size must be between 0 and {MAX_SLOT}, not {size}")
+        if gro and size < GRO_BUFFER:
+            size = GRO_BUFFER       # room for a whole coalesced buffer
         self.count = count
         self.size = size
+        self.gro = gro
+        self.capacity = count * HS_GRO_MAX_SEGMENTS if gro else count
+        self._gro_fd = -1
         self._arena = _Memory(count * size, 1, b"B")
-        self._lengths = _Memory(count, sizeof(uint32_t), b"I")
-        self._flags = _Memory(count, sizeof(int32_t), b"i")
-        self._timestamps = _Memory(count, sizeof(int64_t), b"q")
+        self._lengths = _Memory(self.capacity, sizeof(uint32_t), b"I")
+        self._flags = _Memory(self.capacity, sizeof(int32_t), b"i")
+        self._timestamps = _Memory(self.capacity, sizeof(int64_t), b"q")
         self._arena_view = memoryview(self._arena)
         self._addresses = AddressCache()
         s.count = count
         s.size = size
+        s.gro = gro
+        s.capacity = self.capacity
+        if gro:
+            s.offsets = <Py_ssize_t *>PyMem_Calloc(self.capacity, sizeof(Py_ssize_t))
+            s.slot_of = <uint32_t *>PyMem_Calloc(self.capacity, sizeof(uint32_t))
+            if s.offsets == NULL or s.slot_of == NULL:
+                raise MemoryError()
         s.arena = self._arena.ptr
         s.lengths = <uint32_t *>self._lengths.ptr
         s.flags = <int32_t *>self._flags.ptr
@@ -201,10 +314,12 @@ cdef class RecvBatch:
             s.msgs[i].msg_hdr.msg_name = &s.names[i]
         s.dirty = count
 
-    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
+    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False):
         pass            # everything is set up (and checked) in __cinit__
 
     def __dealloc__(self):
+        PyMem_Free(self.slots.offsets)
+        PyMem_Free(self.slots.slot_of)
         PyMem_Free(self.slots.msgs)
         PyMem_Free(self.slots.iovs)
         PyMem_Free(self.slots.names)
@@ -215,8 +330,18 @@ cdef class RecvBatch:
         return self._received
 
     def __repr__(self):
-        return (f"<hotsock.RecvBatch count={self.count} size={self.size} "
+        gro = " gro" if self.gro else ""
+        return (f"<hotsock.RecvBatch count={self.count} size={self.size}{gro} "
                 f"received={self._received}>")
+
+    cdef int enable_gro(self, int fd) except -1:
+        """Let socket *fd* hand this batch coalesced buffers (UDP_GRO), once per socket.
+        Where the socket or system refuses, datagrams simply arrive one by one."""
+        cdef int on = 1
+        if self.gro and fd != self._gro_fd and USE_GRO:
+            setsockopt(fd, SOL_UDP, HS_UDP_GRO, &on, sizeof(on))
+            self._gro_fd = fd
+        return 0
 
     cdef int acquire(self) except -1:
         """Claim the batch for one receive (it is filled with the GIL released)."""
@@ -240,10 +365,8 @@ cdef class RecvBatch:
 
     def __getitem__(self, Py_ssize_t i):
         i = self._index(i)
-        cdef Py_ssize_t length = self.slots.lengths[i]
-        if length > self.size:
-            length = self.size          # MSG_TRUNC in flags: lengths has the full size
-        return self._arena_view[i * self.size:i * self.size + length]
+        cdef Py_ssize_t start = entry_data(&self.slots, i) - self.slots.arena
+        return self._arena_view[start:start + entry_length(&self.slots, i)]
 
     def __iter__(self):
         cdef Py_ssize_t i
@@ -252,7 +375,7 @@ cdef class RecvBatch:
 
     def address(self, Py_ssize_t i):
         """The sender of datagram *i*, as ``recvfrom`` gives it (None if unknown)."""
-        i = self._index(i)
+        i = entry_slot(&self.slots, self._index(i))
         return self._addresses.source(<sockaddr *>&self.slots.names[i],
                                       self.slots.msgs[i].msg_hdr.msg_namelen)
 
@@ -261,7 +384,7 @@ cdef class RecvBatch:
         this host's addresses -- as a string, or None unless the socket has
         ``IP_PKTINFO`` (IPv4) or ``IPV6_RECVPKTINFO`` (IPv6) on."""
         cdef char text[INET6_ADDRSTRLEN]
-        i = self._index(i)
+        i = entry_slot(&self.slots, self._index(i))
         cdef hs_rx_meta *meta = &self.slots.meta[i]
         if meta.dst_family == 0:
             return None
@@ -381,6 +504,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
         # report it now, as the kernel's recvmmsg does with sk_err.
         batch._received = 0
         raise_errno(<int>_deferred_errors.pop(info.fd))
+    batch.enable_gro(info.fd)
     batch.acquire()
     ctx.msgs = batch.slots.msgs
     ctx.count = <unsigned int>batch.count
@@ -389,7 +513,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     try:
         n = sock_call(info.fd, info.timeout_ns, False,
                       _do_recvmmsg if USE_MMSG else _do_recvmsg_loop, &ctx)
-        slots_finish(&batch.slots, n)
+        n = slots_finish(&batch.slots, n)
     finally:
         batch.release(n)
     if ctx.later_errno:
@@ -439,8 +563,102 @@ cdef int _destination(AddressCache cache, int family, object addr,
     return 0
 
 
-def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
-    """send_batch(sock, buffers, address=None, *, addresses=None, flags=0) -> int
+# Sockets whose kernel or device refused a segmented send (EIO, EINVAL,
+# EOPNOTSUPP), by descriptor, with the socket's inode so that a new socket
+# reusing the number starts afresh: their sends go one datagram at a time.
+cdef dict _gso_refused = {}
+
+
+cdef bint _gso_refused_for(int fd) except -1:
+    if not _gso_refused or fd not in _gso_refused:
+        return False
+    try:
+        if os.fstat(fd).st_ino == _gso_refused[fd]:
+            return True
+    except OSError:
+        pass
+    del _gso_refused[fd]
+    return False
+
+
+cdef int refuse_gso(int fd) except -1:
+    try:
+        _gso_refused[fd] = os.fstat(fd).st_ino
+    except OSError:
+        pass
+    return 0
+
+
+cdef bint _is_udp(int fd, int family) noexcept:
+    cdef int value = 0
+    cdef socklen_t length = sizeof(value)
+    if family != AF_INET and family != AF_INET6:
+        return False
+    if getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) < 0 or value != SOCK_DGRAM:
+        return False
+    length = sizeof(value)
+    if getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &length) < 0:
+        return False
+    return value == IPPROTO_UDP
+
+
+cdef Py_ssize_t _send_messages(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int flags,
+                               const uint32_t *datagrams, Py_ssize_t *datagrams_sent,
+                               int *gso_error) except -1:
+    """Send n messages (sendmmsg, up to HS_MAX_BATCH at a time); the number of
+    messages sent.  With *datagrams* (segmented messages), a refusal of a
+    segmented send stops the run with *gso_error* set instead of raising."""
+    cdef SendCtx ctx
+    cdef Py_ssize_t total = 0, k, i
+    ctx.flags = flags
+    while total < n:
+        ctx.msgs = msgs + total
+        ctx.count = <unsigned int>min(n - total, <Py_ssize_t>HS_MAX_BATCH)
+        try:
+            k = sock_call(info.fd, info.timeout_ns, True,
+                          _do_sendmmsg if USE_MMSG else _do_sendmsg_loop, &ctx)
+        except OSError as exc:
+            if (datagrams != NULL and datagrams[total] > 1
+                    and exc.errno in (EIO, EINVAL, EOPNOTSUPP)):
+                gso_error[0] = exc.errno
+                return total
+            if total == 0:
+                raise
+            return total    # what was sent stands; the rest reports the error again
+        for i in range(total, total + k):
+            datagrams_sent[0] += datagrams[i] if datagrams != NULL else 1
+        total += k
+        if k < ctx.count:
+            break
+    return total
+
+
+cdef Py_ssize_t _send_segmented(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int flags,
+                                size_t max_segment) except -1:
+    """Send n datagrams as segmented sends where they group; the datagrams sent.
+    A refusal is remembered for the socket and the rest go one by one."""
+    cdef mmsghdr *groups = <mmsghdr *>PyMem_Calloc(n, sizeof(mmsghdr))
+    cdef uint32_t *datagrams = <uint32_t *>PyMem_Calloc(n, sizeof(uint32_t))
+    cdef char *control = <char *>PyMem_Calloc(n, HS_SEGMENT_CONTROL)
+    cdef Py_ssize_t m, sent_messages, sent = 0
+    cdef int gso_error = 0
+    try:
+        if groups == NULL or datagrams == NULL or control == NULL:
+            raise MemoryError()
+        m = <Py_ssize_t>hs_gso_build(msgs, n, max_segment, groups, control, datagrams)
+        sent_messages = _send_messages(info, groups, m, flags, datagrams, &sent, &gso_error)
+        if gso_error:
+            refuse_gso(info.fd)
+            _send_messages(info, msgs + sent, n - sent, flags, NULL, &sent, &gso_error)
+        return sent
+    finally:
+        PyMem_Free(groups)
+        PyMem_Free(datagrams)
+        PyMem_Free(control)
+
+
+def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=None):
+    """send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None) -> int
 
     Send each bytes-like object of *buffers* (a sequence or any iterable) as one datagram,
     up to 1024 per ``sendmmsg`` call.  The destination is *address* for all
@@ -449,20 +667,29 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
     when the socket stops accepting (a full buffer on a non-blocking socket,
     an error after the first datagram; sending the rest again reports it).
 
+    *gso* (Linux, UDP sockets): consecutive datagrams for one destination and
+    of one size (the last may be shorter) go as one segmented send
+    (UDP_SEGMENT) of up to 64 datagrams.  None: where that is safe --
+    datagrams of at most 1472 (IPv4) / 1452 (IPv6) bytes, which any path MTU
+    of 1500 carries; True: any size; False: never.  If the kernel or device
+    refuses (EIO, EINVAL, EOPNOTSUPP), the datagrams go one by one and the
+    socket is remembered as refusing.  Receivers see the same datagrams.
+
     Raises ``TypeError`` for an item that is not a bytes-like object or for
     both *address* and *addresses*, ``ValueError`` when *addresses* and
     *buffers* differ in length, the stdlib's errors for a bad address, and
     ``OSError``/``TimeoutError`` when not even the first datagram can be sent.
     """
     cdef SockInfo info
-    cdef SendCtx ctx
-    cdef Py_ssize_t n, i, acquired = 0, total = 0, k
+    cdef Py_ssize_t n, i, acquired = 0, total = 0
     cdef Py_buffer *views = NULL
     cdef iovec *iovs = NULL
     cdef mmsghdr *msgs = NULL
     cdef sockaddr_storage *names = NULL
     cdef socklen_t name_len = 0
     cdef AddressCache cache
+    cdef int gso_error = 0
+    cdef size_t max_segment
     get_sock_info(sock, &info)
     # Tuples: user code runs below (__index__, name lookups with the GIL
     # released) and must not be able to shrink what is being indexed.
@@ -470,6 +697,8 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
     n = PySequence_Fast_GET_SIZE(items)
     if address is not None and addresses is not None:
         raise TypeError("send_batch() takes address or addresses, not both")
+    if gso is not None and gso is not True and gso is not False:
+        raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
     if addresses is not None:
         targets = tuple(PySequence_Fast(addresses, "addresses must be a sequence of addresses"))
         if PySequence_Fast_GET_SIZE(targets) != n:
@@ -506,20 +735,15 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0):
             elif names != NULL:
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
-        ctx.flags = timeout_flags(info.timeout_ns, flags)
-        while total < n:
-            ctx.msgs = msgs + total
-            ctx.count = <unsigned int>min(n - total, <Py_ssize_t>HS_MAX_BATCH)
-            try:
-                k = sock_call(info.fd, info.timeout_ns, True,
-                              _do_sendmmsg if USE_MMSG else _do_sendmsg_loop, &ctx)
-            except OSError:
-                if total == 0:
-                    raise
-                break       # what was sent stands; the rest reports the error again
-            total += k
-            if k < ctx.count:
-                break
+        flags = timeout_flags(info.timeout_ns, flags)
+        if (n > 1 and gso is not False and USE_GSO and _is_udp(info.fd, info.family)
+                and not _gso_refused_for(info.fd)):
+            if gso is True:
+                max_segment = HS_GSO_MAX_BYTES
+            else:
+                max_segment = SAFE_SEGMENT_V4 if info.family == AF_INET else SAFE_SEGMENT_V6
+            return _send_segmented(&info, msgs, n, flags, max_segment)
+        _send_messages(&info, msgs, n, flags, NULL, &total, &gso_error)
         return total
     finally:
         for i in range(acquired):

@@ -8,29 +8,37 @@ the next datagram is due, instead of spinning.
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from includes.compat cimport hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr
-from includes.core cimport hs_seq_stamp
+from includes.compat cimport (
+    hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr, HS_GSO_MAX_BYTES)
+from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_build, hs_seq_stamp
 from includes.socket cimport iovec, sockaddr_storage, socklen_t
 from hotsock._address cimport resolve_address
+from hotsock._batch cimport refuse_gso
 from hotsock._loop cimport Run, send_all
 from hotsock._syscall cimport raise_errno
 
 
 def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
-               Py_ssize_t batch, double rate, uint32_t stream, bint sequence):
-    """Send until *run* says stop (internal: see ``hotsock.blast``)."""
+               Py_ssize_t batch, double rate, uint32_t stream, bint sequence, bint gso=False):
+    """Send until *run* says stop (internal: see ``hotsock.blast``).  *gso*:
+    segmented sends of up to 64 datagrams each (the caller checked the socket)."""
     cdef sockaddr_storage dest
     cdef socklen_t dest_len = 0
     cdef char *arena = <char *>PyMem_Calloc(batch * size if batch * size else 1, 1)
     cdef mmsghdr *msgs = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
     cdef iovec *iovs = <iovec *>PyMem_Calloc(batch, sizeof(iovec))
-    cdef Py_ssize_t i, k, sent
+    cdef mmsghdr *groups = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
+    cdef uint32_t *datagrams = <uint32_t *>PyMem_Calloc(batch, sizeof(uint32_t))
+    cdef char *control = <char *>PyMem_Calloc(batch, HS_SEGMENT_CONTROL)
+    cdef Py_ssize_t i, k, m, sent, first
+    cdef bint refused = False
     cdef uint64_t seq = 0, due
     cdef int err = 0
     cdef int64_t start, now, stamp, next_due
     cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0
     try:
-        if arena == NULL or msgs == NULL or iovs == NULL:
+        if (arena == NULL or msgs == NULL or iovs == NULL or groups == NULL
+                or datagrams == NULL or control == NULL):
             raise MemoryError()
         if address is not None:
             resolve_address(family, address, "blast", &dest, &dest_len)
@@ -69,13 +77,29 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                         stamp = hs_realtime_ns()
                         for i in range(k):
                             hs_seq_stamp(<unsigned char *>arena + i * size, stream, seq + i, stamp)
-                    sent = send_all(run, msgs, k, fd, 0, &err)
+                    if gso:
+                        m = <Py_ssize_t>hs_gso_build(msgs, k, HS_GSO_MAX_BYTES, groups,
+                                                     control, datagrams)
+                        sent = send_all(run, groups, m, fd, 0, datagrams, &err)
+                        if 0 <= sent < m:
+                            # Refused: these datagrams, and all later ones, one by one.
+                            gso = False
+                            refused = True
+                            first = 0
+                            for i in range(sent):
+                                first += datagrams[i]
+                            sent = send_all(run, msgs + first, k - first, fd, 0, NULL, &err)
+                    else:
+                        sent = send_all(run, msgs, k, fd, 0, NULL, &err)
                     if sent < 0:
                         break
                     seq += <uint64_t>k
                     run.c.batches += 1
                     if hs_monotonic_ns() >= run.next_check_ns:
                         break
+            if refused:
+                refuse_gso(fd)
+                refused = False
             if sent < 0:
                 raise_errno(err)
             if run.check():
@@ -84,3 +108,6 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
         PyMem_Free(arena)
         PyMem_Free(msgs)
         PyMem_Free(iovs)
+        PyMem_Free(groups)
+        PyMem_Free(datagrams)
+        PyMem_Free(control)

@@ -17,8 +17,8 @@ from includes.core cimport (
     hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
 from includes.netinet cimport sockaddr_in, sockaddr_in6, ntohs
 from includes.socket cimport (
-    AF_INET, AF_INET6, MSG_TRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname)
-from hotsock._batch cimport BatchSlots, RecvBatch
+    AF_INET, AF_INET6, MSG_CTRUNC, MSG_TRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname)
+from hotsock._batch cimport BatchSlots, RecvBatch, entry_data, entry_length, entry_slot
 from hotsock._loop cimport Run, receive_ready
 from hotsock._syscall cimport raise_errno
 
@@ -84,10 +84,11 @@ cdef class CaptureFile:
         cdef hs_endpoint local, src, dst
         cdef BatchSlots *s = &batch.slots
         cdef hs_rx_meta *meta
-        cdef Py_ssize_t n, i, have
+        cdef Py_ssize_t n, i, slot
         cdef int err = 0, failed = 0
         cdef int64_t now, stamp
         _local_endpoint(fd, &local)
+        batch.enable_gro(fd)
         batch.acquire()
         try:
             while True:
@@ -98,21 +99,21 @@ cdef class CaptureFile:
                             break
                         stamp = 0
                         for i in range(n):
-                            meta = &s.meta[i]
-                            _endpoint(&s.names[i], &src)
+                            if s.gro and s.flags[i] & MSG_CTRUNC:
+                                continue    # segment size unknown: counted, not guessed
+                            slot = entry_slot(s, i)
+                            meta = &s.meta[slot]
+                            _endpoint(&s.names[slot], &src)
                             dst = local
                             if meta.dst_family:
                                 dst.family = meta.dst_family
                                 memcpy(dst.addr, meta.dst_addr, 16)
-                            have = s.lengths[i]
-                            if have > s.size:
-                                have = s.size
                             if meta.timestamp_ns == 0 and stamp == 0:
                                 stamp = hs_realtime_ns()     # no kernel timestamp: now
                             if hs_pcap_write(&self.writer,
                                              meta.timestamp_ns if meta.timestamp_ns else stamp,
-                                             &src, &dst, <unsigned char *>s.arena + i * s.size,
-                                             <size_t>have, s.lengths[i]) < 0:
+                                             &src, &dst, <unsigned char *>entry_data(s, i),
+                                             <size_t>entry_length(s, i), s.lengths[i]) < 0:
                                 failed = 1
                                 break
                         if failed:
@@ -148,6 +149,7 @@ def capture_batches(int fd, RecvBatch batch not None, Run run not None, callback
     until *run* says stop (internal: see ``hotsock.capture``)."""
     cdef Py_ssize_t n = 0
     cdef int err = 0
+    batch.enable_gro(fd)
     while True:
         batch.acquire()
         try:

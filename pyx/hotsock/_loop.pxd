@@ -1,6 +1,6 @@
 # What every hot loop (capture, echo, blast) shares: limits, counters,
 # progress reports and stopping on a signal.
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from includes.core cimport hs_rx_drops, hs_seq_tracker
 
 
@@ -45,4 +45,4 @@ from hotsock._batch cimport BatchSlots
 
 cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil
 cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
-                         int *err) noexcept nogil
+                         const uint32_t *datagrams, int *err) noexcept nogil

@@ -18,15 +18,16 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.errno cimport (
-    errno, EAGAIN, EINTR, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
+    errno, EAGAIN, EINTR, EIO, EINVAL, EOPNOTSUPP, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
     EHOSTDOWN, ENETDOWN)
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from includes.compat cimport hs_monotonic_ns, hs_sleep_until_ns, mmsghdr
 from includes.core cimport hs_seq_tracker, hs_seq_totals, hs_seq_init, hs_seq_account, hs_seq_sum
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
 from includes.socket cimport MSG_CTRUNC, MSG_DONTWAIT, MSG_TRUNC
-from hotsock._batch cimport BatchSlots, mmsg_send, slots_finish, slots_receive
+from hotsock._batch cimport (
+    BatchSlots, entry_data, entry_length, mmsg_send, slots_finish, slots_receive)
 
 from hotsock._stats import LoopStats
 
@@ -157,7 +158,9 @@ cdef class Run:
 @cython.nonecheck(False)
 cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil:
     """Receive what is queued, up to the batch and the count limit, waiting for
-    it until check() is due; count it.  n > 0: datagrams in the slots;
+    it until check() is due; count it.  n > 0: datagrams in the slots (with
+    GRO, a buffer's segments all count, so a count limit can be passed by up
+    to 63);
     0: check() is due (time, a signal, the count limit); -1: *err holds errno.
     """
     cdef uint64_t left = run.remaining()
@@ -191,17 +194,16 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
         pfd.events = POLLIN
         if poll(&pfd, 1, run.poll_timeout_ms(now)) < 0 and errno == EINTR:
             return 0
-    slots_finish(s, n)
+    n = slots_finish(s, n)          # now datagrams: coalesced buffers are split
     for i in range(n):
-        have = s.lengths[i]
-        run.c.received_bytes += have
+        run.c.received_bytes += s.lengths[i]
         if s.flags[i] & MSG_TRUNC:
             run.c.truncated += 1
-            have = s.size
         if s.flags[i] & MSG_CTRUNC:
             run.c.ctruncated += 1
         if run.seq != NULL:
-            hs_seq_account(run.seq, <unsigned char *>s.arena + i * s.size, <size_t>have)
+            hs_seq_account(run.seq, <unsigned char *>entry_data(s, i),
+                           <size_t>entry_length(s, i))
     run.c.received += <uint64_t>n
     run.c.batches += 1
     if s.drops.seen:
@@ -225,9 +227,12 @@ cdef int STALL_LIMIT_MS = 1000
 
 @cython.nonecheck(False)
 cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
-                         int *err) noexcept nogil:
-    """Send n prepared messages, waiting while the socket is full; count them.
-    Returns how many were sent, or -1 with *err set for an error that is the
+                         const uint32_t *datagrams, int *err) noexcept nogil:
+    """Send n prepared messages, waiting while the socket is full; count them
+    (message i carries datagrams[i] datagrams when segmented, else one).
+    Returns how many messages went, all n unless: a segmented send was
+    refused (EIO, EINVAL, EOPNOTSUPP: *err is set, the caller falls back to
+    plain sends from there), or -1 with *err for an error that is the
     socket's rather than one destination's."""
     cdef Py_ssize_t done = 0, k, i
     cdef int e, stalled_ms = 0
@@ -237,17 +242,22 @@ cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags
         if k > 0:
             for i in range(done, done + k):
                 run.c.sent_bytes += msgs[i].msg_len
-            run.c.sent += <uint64_t>k
+                run.c.sent += datagrams[i] if datagrams != NULL else 1
             done += k
             stalled_ms = 0
             continue
         e = errno
         if e == EINTR:
             continue            # the handlers run at the next check()
+        if datagrams != NULL and datagrams[done] > 1 and (e == EIO or e == EINVAL
+                                                          or e == EOPNOTSUPP):
+            err[0] = e
+            return done
         if e == EAGAIN or e == ENOBUFS:
             if stalled_ms >= STALL_LIMIT_MS:
-                run.c.errors += <uint64_t>(n - done)
-                return done
+                for i in range(done, n):
+                    run.c.errors += datagrams[i] if datagrams != NULL else 1
+                return n
             stalled_ms += 1
             pfd.fd = fd
             pfd.events = POLLOUT
@@ -257,8 +267,8 @@ cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags
                 poll(&pfd, 1, 1)
             continue
         if _refused_by_peer(e):
-            run.c.errors += 1
-            done += 1           # that datagram is lost; the rest go on
+            run.c.errors += datagrams[done] if datagrams != NULL else 1
+            done += 1           # that message is lost; the rest go on
             continue
         err[0] = e
         return -1

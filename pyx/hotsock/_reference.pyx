@@ -17,6 +17,7 @@ cdef extern from "reference/loops.h" nogil:
                             long long total, size_t size)
     long long hs_ref_sendmmsg(int fd, const sockaddr *to, socklen_t to_len,
                               long long total, int batch, size_t size)
+    long long hs_ref_echo(int fd, long long total, int batch, size_t size)
 
 
 cdef long long _checked(long long result) except -1:
@@ -68,4 +69,15 @@ def sendmmsg_loop(sock, address, long long total, int batch=64, size_t size=64):
     resolve_address(info.family, address, "sendmmsg_loop", &to, &to_len)
     with nogil:
         n = hs_ref_sendmmsg(info.fd, <sockaddr *>&to, to_len, total, batch, size)
+    return _checked(n)
+
+
+def echo_loop(sock, long long total, int batch=64, size_t size=2048):
+    """A C echo server: recvmmsg() up to *batch*, then sendmmsg() of the same
+    messages back to their senders, until *total* datagrams are echoed."""
+    cdef SockInfo info
+    cdef long long n
+    get_sock_info(sock, &info)
+    with nogil:
+        n = hs_ref_echo(info.fd, total, batch, size)
     return _checked(n)

@@ -130,6 +130,32 @@ typedef struct {
 #  define HS_SO_RXQ_OVFL (-1)
 #endif
 
+/* UDP segmentation offload (send) and receive coalescing (Linux >= 4.18 and
+ * 5.0); -1 elsewhere, where the probes in _batch.pyx then report them off. */
+#if defined(__linux__)
+#  include <netinet/udp.h>
+#endif
+#ifndef SOL_UDP
+#  define SOL_UDP 17
+#endif
+#ifdef UDP_SEGMENT
+#  define HS_UDP_SEGMENT UDP_SEGMENT
+#else
+#  define HS_UDP_SEGMENT (-1)
+#endif
+#ifdef UDP_GRO
+#  define HS_UDP_GRO UDP_GRO
+#else
+#  define HS_UDP_GRO (-1)
+#endif
+/* The kernel's limits for one segmented send (UDP_MAX_SEGMENTS) and for a
+ * coalesced receive (UDP_GRO_CNT_MAX). */
+#define HS_GSO_MAX_SEGMENTS 64
+#define HS_GRO_MAX_SEGMENTS 64
+/* The most payload one segmented send carries: what fits one IPv6 packet's
+ * 16-bit length with the headers (also within IPv4's). */
+#define HS_GSO_MAX_BYTES 65487
+
 /* CMSG_SPACE is a constant expression on Linux but not everywhere, so
  * control buffers are sized by a function. */
 static inline size_t hs_cmsg_space(size_t len) { return CMSG_SPACE(len); }

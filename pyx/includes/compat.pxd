@@ -13,6 +13,12 @@ cdef extern from "includes/compat.h" nogil:
     enum: HS_SO_TIMESTAMPNS
     enum: HS_IP_PKTINFO
     enum: HS_SO_RXQ_OVFL
+    enum: SOL_UDP
+    enum: HS_UDP_SEGMENT
+    enum: HS_UDP_GRO
+    enum: HS_GSO_MAX_SEGMENTS
+    enum: HS_GRO_MAX_SEGMENTS
+    enum: HS_GSO_MAX_BYTES
 
     int hs_recvmmsg(int fd, mmsghdr *v, unsigned int n, int flags)
     int hs_sendmmsg(int fd, mmsghdr *v, unsigned int n, int flags)

@@ -11,6 +11,7 @@ cdef extern from "core/ancillary.h" nogil:
         int dst_family
         uint32_t ifindex
         unsigned char dst_addr[16]
+        int gro_size
 
     ctypedef struct hs_rx_drops:
         uint32_t counter
@@ -56,3 +57,12 @@ cdef extern from "core/pcap.h" nogil:
                       uint64_t received, uint64_t dropped)
     int hs_pcap_flush(hs_pcap_writer *w)
     void hs_pcap_free(hs_pcap_writer *w)
+
+from includes.compat cimport mmsghdr
+
+cdef extern from "core/segments.h" nogil:
+    enum: HS_SEGMENT_CONTROL
+
+    size_t hs_gso_build(const mmsghdr *msgs, size_t n, size_t max_segment,
+                        mmsghdr *out, char *control, uint32_t *datagrams)
+    void hs_gso_attach(mmsghdr *m, char *control, uint16_t segment)

@@ -38,6 +38,8 @@ cdef extern from "<sys/socket.h>" nogil:
     enum: SOCK_DGRAM
     enum: SOL_SOCKET
     enum: SO_TYPE
+    enum: SO_PROTOCOL
+    enum: IPPROTO_UDP
     enum: MSG_TRUNC
     enum: MSG_CTRUNC
     enum: MSG_DONTWAIT
@@ -54,3 +56,4 @@ cdef extern from "<sys/socket.h>" nogil:
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
     int getsockname(int fd, sockaddr *addr, socklen_t *len)
+    int socket(int domain, int type, int protocol)

@@ -135,3 +135,52 @@ long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
     free(arena);
     return (done || total == 0) ? done : -errno;
 }
+
+/* An echo server: recvmmsg up to *batch* (MSG_WAITFORONE), then sendmmsg the
+ * same messages -- payload and sender address, from the same memory -- back
+ * to their senders, until *total* datagrams have been received and echoed. */
+long long hs_ref_echo(int fd, long long total, int batch, size_t size)
+{
+    struct mmsghdr msgs[REF_MAX_BATCH];
+    struct iovec iovs[REF_MAX_BATCH];
+    struct sockaddr_storage names[REF_MAX_BATCH];
+    char *arena;
+    long long done = 0;
+    int i, n, k, sent, want;
+    if (batch < 1 || batch > REF_MAX_BATCH)
+        return -EINVAL;
+    arena = malloc((size_t)batch * (size ? size : 1));
+    if (!arena)
+        return -ENOMEM;
+    setup_msgs(msgs, iovs, arena, batch, size, names, sizeof(names[0]), sizeof(names[0]));
+    while (done < total) {
+        want = total - done < batch ? (int)(total - done) : batch;
+        for (i = 0; i < want; i++) {
+            iovs[i].iov_len = size;
+            msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+        }
+        n = hs_recvmmsg(fd, msgs, (unsigned int)want, MSG_WAITFORONE);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        /* Send back what arrived; msg_namelen is the sender's, as received. */
+        for (i = 0; i < n; i++)
+            iovs[i].iov_len = msgs[i].msg_len < size ? msgs[i].msg_len : size;
+        for (sent = 0; sent < n; sent += k) {
+            k = hs_sendmmsg(fd, msgs + sent, (unsigned int)(n - sent), 0);
+            if (k < 0) {
+                if (errno == EINTR) {
+                    k = 0;
+                    continue;
+                }
+                goto out;
+            }
+        }
+        done += n;
+    }
+out:
+    free(arena);
+    return (done || total == 0) ? done : -errno;
+}

@@ -10,5 +10,6 @@ long long hs_ref_sendto(int fd, const struct sockaddr *to, socklen_t to_len,
                         long long total, size_t size);
 long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
                           long long total, int batch, size_t size);
+long long hs_ref_echo(int fd, long long total, int batch, size_t size);
 
 #endif

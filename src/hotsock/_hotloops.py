@@ -17,6 +17,8 @@ import contextlib
 import os
 import signal as _signal
 import socket as _stdlib
+import struct
+import sys
 import threading
 
 from . import _batch, _blast, _capture, _echo
@@ -89,13 +91,27 @@ def _run(kind, count, duration, idle, progress, interval, drops_baseline=0):
 
 # --- the kernel's drop counter -------------------------------------------------
 
+# getsockopt(SOL_SOCKET, SO_MEMINFO) (Linux >= 3.10): the socket's memory
+# counters, of which SK_MEMINFO_DROPS (index 8) is its drop counter.
+SO_MEMINFO = 55 if sys.platform.startswith("linux") else None
+_MEMINFO_DROPS = 8
+
+
 def kernel_drops(sock):
-    """The drop counter of UDP socket *sock* (datagrams the kernel dropped
-    since the socket was opened), from /proc/net/udp{,6} on Linux; None elsewhere.
+    """The drop counter of UDP socket *sock*: datagrams the kernel dropped
+    since the socket was opened (Linux; None elsewhere).
 
     SO_RXQ_OVFL reports the same counter, but only with a datagram: drops
-    after the last one received show here only.
+    after the last one received show here only.  Read with SO_MEMINFO, or
+    from /proc/net/udp{,6} where that is refused.
     """
+    if SO_MEMINFO is not None:
+        try:
+            raw = sock.getsockopt(_stdlib.SOL_SOCKET, SO_MEMINFO, 4 * (_MEMINFO_DROPS + 1))
+            if len(raw) >= 4 * (_MEMINFO_DROPS + 1):
+                return struct.unpack_from("=I", raw, 4 * _MEMINFO_DROPS)[0]
+        except OSError:
+            pass
     try:
         inode = str(os.fstat(sock.fileno()).st_ino)
     except OSError:
@@ -137,6 +153,11 @@ def _needs_destination(sock):
         return host.lower().startswith("ff")
     except OSError:
         return True
+
+
+def _use_gro(gro, size):
+    """Coalesced receives need 64 KiB buffers: only at the full datagram size."""
+    return bool(gro) and size >= MAX_DATAGRAM and _batch.gro_enabled()
 
 
 # --- signals -----------------------------------------------------------------
@@ -181,9 +202,9 @@ def _loop(run):
 # --- the loops ---------------------------------------------------------------
 
 def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None,
-            snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, progress=None, interval=1.0,
-            stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20):
-    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
+            snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, gro=True, progress=None,
+            interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20):
+    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
 
     Receive every datagram on UDP socket *sock* (bound by the caller, joined
     to its groups) and write it to the file *path_or_callback* as a pcap
@@ -198,6 +219,12 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
     With a callable instead of a path, ``callback(batch)`` gets each
     :class:`RecvBatch` as it is received (payloads, addresses,
     ``timestamps``, ``destination(i)``, ``dropped``), valid during the call.
+
+    *gro* (Linux): take coalesced buffers (UDP_GRO) where the system offers
+    them -- many datagrams of one sender per receive -- and record each
+    datagram as its own record, as it was sent (only at the full *size*:
+    coalesced buffers need 64 KiB).  A run may then pass *count*
+    by up to 63 datagrams (a buffer is never split between runs).
 
     Writes are buffered (*bufsize*) and hold whole records only, flushed at
     least every 50 ms: after a hard kill, every record in the file is whole.
@@ -229,7 +256,7 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
             else:
                 _ask(sock, _stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None))
         run = _run("capture", count, duration, idle, progress, interval, kernel_drops(sock))
-        slots = RecvBatch(batch, size)
+        slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
         if callback is not None:
             with _stopping_on(stop_signals), _loop(run):
                 _capture.capture_batches(sock.fileno(), slots, run, callback)
@@ -256,8 +283,9 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
 
 
 def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAGRAM,
-         confirm=False, progress=None, interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS):
-    """echo(sock, *, count=None, duration=None, idle=None, batch=64, size=65535, confirm=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+         confirm=False, gro=True, gso=True, progress=None, interval=1.0,
+         stop_signals=DEFAULT_STOP_SIGNALS):
+    """echo(sock, *, count=None, duration=None, idle=None, batch=64, size=65535, confirm=False, gro=True, gso=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
 
     Send every datagram received on datagram socket *sock* back to its
     sender: ``recvmmsg`` of up to *batch*, then one ``sendmmsg`` from the
@@ -266,6 +294,11 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     exchange, saving ARP probes).  Datagrams longer than *size* are echoed
     cut and counted as ``truncated``.  *count* counts datagrams received
     (each is echoed); sends the network refuses are counted in ``errors``.
+
+    *gro* and *gso* (Linux): take coalesced buffers (UDP_GRO) and send each
+    back as one segmented send (UDP_SEGMENT) with the segment size it came
+    with, where the system offers them; if the kernel refuses a segmented
+    send, the loop goes on datagram by datagram and nothing is lost.
     """
     sock, owned = _datagram_socket(sock, "echo")
     try:
@@ -273,9 +306,12 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
         _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)
         run = _run("echo", count, duration, idle, progress, interval, kernel_drops(sock))
-        slots = RecvBatch(batch, size)
+        segmented = bool(gso) and _batch.gso_usable(sock.fileno(), sock.family)
+        # Coalesced buffers only when they can go back whole, or one by one
+        # was asked for: a GRO batch costs 64 KiB per buffer.
+        slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
         with _stopping_on(stop_signals), _loop(run):
-            _echo.echo_loop(sock.fileno(), slots, run, bool(confirm))
+            _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
         return run.stats(kernel_drops(sock))
     finally:
         if owned is not None:
@@ -283,11 +319,14 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
 
 
 SEQUENCE_HEADER = 24
+# Datagrams any 1500-byte path MTU carries whole: the largest for automatic GSO.
+_SAFE_SEGMENT = {_stdlib.AF_INET: 1472, _stdlib.AF_INET6: 1452}
 
 
-def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=64,
-          sequence=True, progress=None, interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS):
-    """blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=64, sequence=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None,
+          sequence=True, gso=None, progress=None, interval=1.0,
+          stop_signals=DEFAULT_STOP_SIGNALS):
+    """blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None, sequence=True, gso=None, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
 
     Send *size*-byte datagrams to *address* (or the connected peer) as fast
     as ``sendmmsg`` goes, or at *rate* datagrams per second: the loop sends
@@ -301,6 +340,12 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
     64-bit sequence number from 0 and the send time (64-bit ns since the
     epoch) -- from which :func:`capture` and :func:`echo` (or any receiver)
     count lost, duplicated and reordered datagrams.
+
+    *gso* (Linux, UDP): send up to 64 datagrams per segmented send
+    (UDP_SEGMENT).  None: when *size* fits any 1500-byte path MTU (1472
+    bytes over IPv4, 1452 over IPv6); True: any size; False: never.  If the
+    kernel refuses, the loop goes on with plain sends and loses nothing.
+    *batch*: datagrams per syscall (default 1024 with GSO, else 64).
     """
     sock, owned = _datagram_socket(sock, "blast")
     try:
@@ -311,6 +356,13 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
         if sequence and size < SEQUENCE_HEADER:
             raise ValueError(f"size must be at least {SEQUENCE_HEADER} to carry the sequence "
                              f"header (or pass sequence=False), not {size}")
+        if gso is not None and not isinstance(gso, bool):
+            raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
+        segmented = (gso is not False and size > 0
+                     and _batch.gso_usable(sock.fileno(), sock.family)
+                     and (gso is True or size <= _SAFE_SEGMENT[sock.family]))
+        if batch is None:
+            batch = MAX_BATCH if segmented else 64
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         if rate is not None:
             if isinstance(rate, bool) or not isinstance(rate, (int, float)):
@@ -327,7 +379,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
         stream = int.from_bytes(os.urandom(4), "big")
         with _stopping_on(stop_signals), _loop(run):
             _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
-                              rate or 0.0, stream, bool(sequence))
+                              rate or 0.0, stream, bool(sequence), segmented)
         return run.stats()
     finally:
         if owned is not None:

@@ -11,19 +11,41 @@ machine is doing -- and each contender's rate is its median chunk.
   then each contender drains its chunk.
 * Send: each contender sends its chunk to a receiver whose queue is emptied
   (untimed) after every round.
+* Capture: as receive, with :func:`hotsock.capture` writing each chunk to
+  a new pcap (or pcapng) file in a temporary directory -- the file write is
+  part of the cost -- against the C recvmmsg loop draining the same queue.
+* Echo: before each contender's turn the server socket's queue is filled
+  with one chunk from a client socket; the contender sends each datagram
+  back to the client, whose queue is emptied and counted (untimed) after
+  the turn.  Against a C recvmmsg/sendmmsg echo loop, a stdlib
+  recvfrom/sendto loop and, when it is installed, uvloop's datagram
+  endpoint (its loop and endpoint are set up once, untimed; each turn wakes
+  the loop and runs it until the protocol has counted the chunk).
+
+The hot loops (capture, echo) are called as users call them, defaults
+included, once per chunk: their per-call set-up (socket options, signal
+handlers, the kernel's drop counter, a receive batch, opening the file) is
+paid once per chunk, so their chunks are larger (8192 datagrams by
+default); the report also gives each contender's time for a one-datagram
+call.
 
 The C references are plain C loops compiled into hotsock
 (``hotsock._reference``), so this runs from a wheel on a machine without a
 compiler.  Traffic stays on loopback.
 """
 import argparse
+import asyncio
 import json
+import os
+import select
+import shutil
 import socket as _stdlib
 import statistics
 import sys
+import tempfile
 import time
 
-from . import _reference
+from . import _hotloops, _reference
 from ._batch import RecvBatch
 from ._socket_class import socket
 
@@ -33,26 +55,41 @@ SO_RCVBUFFORCE = getattr(_stdlib, "SO_RCVBUFFORCE", 33)
 # SO_RCVTIMEO on the receiver: a blocking call that finds the queue empty
 # (datagrams lost while filling) fails after this instead of hanging.
 SAFETY_TIMEOUT_S = 2
+# The hot loops wait with poll() (SO_RCVTIMEO does not stop them): a duration
+# that no chunk comes near ends a run whose datagrams were lost.  A deadline
+# costs nothing per datagram (it is looked at only when the loop checks in).
+SAFETY_DURATION_S = 30
+PARTS = ("recv", "send", "capture", "echo")
+LOOP_CHUNK = 8192   # datagrams per call of the hot loops (capture, echo)
 
 
 class QueueShort(Exception):
     """The queue held fewer datagrams than were sent to it."""
 
 
+def _big_receive_buffer(sock):
+    try:
+        sock.setsockopt(_stdlib.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 28)
+    except OSError:     # not root: the largest the sysctl allows
+        sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVBUF, 1 << 28)
+
+
 class Rig:
     """A receiver and a sender on loopback, and ways to fill and empty the queue."""
 
-    def __init__(self, size):
+    def __init__(self, size, client=False):
+        """With *client*, the sender is bound and has a receive buffer as
+        large as the receiver's: it gets the echoes back."""
         self.size = size
         self.rx = socket(_stdlib.AF_INET, _stdlib.SOCK_DGRAM)
         self.rx.bind(("127.0.0.1", 0))
-        try:
-            self.rx.setsockopt(_stdlib.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 28)
-        except OSError:     # not root: the largest the sysctl allows
-            self.rx.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVBUF, 1 << 28)
+        _big_receive_buffer(self.rx)
         self.rx.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVTIMEO,
                            SAFETY_TIMEOUT_S.to_bytes(8, sys.byteorder) + bytes(8))
         self.tx = socket(_stdlib.AF_INET, _stdlib.SOCK_DGRAM)
+        if client:
+            self.tx.bind(("127.0.0.1", 0))
+            _big_receive_buffer(self.tx)
         self.address = self.rx.getsockname()
         # stdlib socket objects on duplicates of the same two sockets
         self.std_rx = _stdlib.fromfd(self.rx.fileno(), _stdlib.AF_INET, _stdlib.SOCK_DGRAM)
@@ -66,14 +103,29 @@ class Rig:
     def fill(self, count):
         _reference.sendmmsg_loop(self.tx, self.address, count, BATCH, self.size)
 
-    def drain(self):
-        """Empty the queue; return how many datagrams it held."""
+    def drain(self, sock=None):
+        """Empty the queue (of *sock*, the receiver by default); return how
+        many datagrams it held."""
+        sock = self.rx if sock is None else sock
         held = 0
         while True:
             try:
-                held += self.rx.recv_batch(self._drain_batch, _stdlib.MSG_DONTWAIT)
+                held += sock.recv_batch(self._drain_batch, _stdlib.MSG_DONTWAIT)
             except BlockingIOError:
                 return held
+
+    def collect(self, expected):
+        """Empty the sender's queue (the echoes), waiting up to
+        SAFETY_TIMEOUT_S for *expected* datagrams; return how many arrived."""
+        held = self.drain(self.tx)
+        deadline = time.monotonic() + SAFETY_TIMEOUT_S
+        while held < expected:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([self.tx], [], [], left)
+            held += self.drain(self.tx)
+        return held
 
     def capacity(self, wanted):
         """How many datagrams the queue holds whole, up to *wanted*."""
@@ -143,6 +195,112 @@ def send_contenders(rig):
     }
 
 
+def _expect(name, stats, n):
+    if stats.received != n or stats.sent < (n if stats.kind == "echo" else 0):
+        raise QueueShort(f"{name}: {stats.received} of {n} datagrams received "
+                         f"({stats.sent} sent, stopped by {stats.stopped})")
+
+
+def capture_contenders(rig, directory):
+    """The contenders of the capture part and what to do after each call
+    (untimed): delete the file it wrote."""
+    hot = rig.rx
+    capture = _hotloops.capture
+
+    def hotsock_capture(fmt):
+        path = os.path.join(directory, "bench." + fmt)
+
+        def run(n):
+            _expect("hotsock capture", capture(hot, path, format=fmt, count=n,
+                                               duration=SAFETY_DURATION_S), n)
+        return run, lambda: os.path.exists(path) and os.unlink(path)
+
+    return {
+        "hotsock capture": hotsock_capture("pcap"),
+        "hotsock capture pcapng": hotsock_capture("pcapng"),
+        "C recvmmsg loop": (lambda n: _reference.recvmmsg_loop(hot, n, BATCH, RECV_SIZE), None),
+    }
+
+
+class _EchoProtocol(asyncio.DatagramProtocol):
+    """Echo each datagram; resolve ``done`` after ``want`` of them."""
+    want = count = 0
+    done = None
+    transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+        self.count += 1
+        if self.count == self.want:
+            self.done.set_result(None)
+
+
+class _UvloopEcho:
+    """uvloop's datagram endpoint on (a duplicate of) the server socket, set
+    up once; each call runs the loop until the protocol has echoed *n*."""
+
+    def __init__(self, uvloop, sock):
+        self.loop = uvloop.new_event_loop()
+        # uvloop owns (and closes) the socket object it is given; it also
+        # makes the descriptor non-blocking -- shared with the other
+        # contenders' descriptors, which find their queue filled anyway.
+        dup = _stdlib.socket(fileno=os.dup(sock.fileno()))
+        try:
+            self.transport, self.protocol = self.loop.run_until_complete(
+                self.loop.create_datagram_endpoint(_EchoProtocol, sock=dup))
+        except BaseException:
+            dup.close()
+            self.loop.close()
+            raise
+
+    def __call__(self, n):
+        protocol = self.protocol
+        protocol.count, protocol.want = 0, n
+        protocol.done = self.loop.create_future()
+        self.loop.run_until_complete(protocol.done)
+
+    def close(self):
+        self.transport.close()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+
+def _uvloop():
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
+
+
+def echo_contenders(rig, uvloop=None):
+    """The contenders of the echo part (and the uvloop one to close, or None)."""
+    hot, std = rig.rx, rig.std_rx
+    echo = _hotloops.echo
+
+    def hotsock_echo(n):
+        _expect("hotsock echo", echo(hot, count=n, duration=SAFETY_DURATION_S), n)
+
+    def stdlib_echo(n):
+        recvfrom, sendto = std.recvfrom, std.sendto
+        for _ in range(n):
+            data, addr = recvfrom(RECV_SIZE)
+            sendto(data, addr)
+
+    contenders = {
+        "hotsock echo": hotsock_echo,
+        "stdlib echo loop": stdlib_echo,
+        "C echo loop": lambda n: _reference.echo_loop(hot, n, BATCH, RECV_SIZE),
+    }
+    uv = _UvloopEcho(uvloop, hot) if uvloop is not None else None
+    if uv is not None:
+        contenders["uvloop echo"] = uv
+    return contenders, uv
+
+
 # --- measuring ---------------------------------------------------------------
 
 def _rotate(names, r):
@@ -150,9 +308,11 @@ def _rotate(names, r):
     return names[k:] + names[:k]
 
 
-def measure_receive(rig, contenders, chunk, rounds):
+def measure_receive(rig, contenders, chunk, rounds, after=None):
+    """*after*: name -> what to call (untimed) after each of its turns."""
     names = list(contenders)
     times = {name: [] for name in names}
+    after = after or {}
     margin = BATCH
     for r in range(rounds):
         rig.fill(chunk * len(names) + margin)
@@ -163,6 +323,8 @@ def measure_receive(rig, contenders, chunk, rounds):
             except OSError as exc:      # SO_RCVTIMEO: the queue ran dry
                 raise QueueShort(f"{name}: {exc}") from exc
             times[name].append(time.perf_counter() - start)
+            if after.get(name) is not None:
+                after[name]()
         left = rig.drain()
         if left != margin:
             raise QueueShort(f"{margin} datagrams should be left, found {left}")
@@ -184,56 +346,162 @@ def measure_send(rig, contenders, chunk, rounds):
     return times
 
 
+def measure_echo(rig, contenders, chunk, rounds):
+    names = list(contenders)
+    times = {name: [] for name in names}
+    rig.drain()
+    rig.drain(rig.tx)
+    for r in range(rounds):
+        for name in _rotate(names, r):
+            rig.fill(chunk)
+            start = time.perf_counter()
+            try:
+                contenders[name](chunk)
+            except OSError as exc:      # SO_RCVTIMEO: the queue ran dry
+                raise QueueShort(f"{name}: {exc}") from exc
+            times[name].append(time.perf_counter() - start)
+            echoed, left = rig.collect(chunk), rig.drain()
+            if echoed != chunk or left:
+                raise QueueShort(f"{name}: {echoed} of {chunk} datagrams echoed, "
+                                 f"{left} left unread")
+    return times
+
+
 TARGETS = [
-    # (numerator, denominator, minimum ratio) from the project's issues
-    ("hotsock recv_batch", "C recvmmsg loop", 0.95),
-    ("hotsock recv_batch", "stdlib recvfrom", 2.2),
-    ("hotsock recvfrom", "stdlib recvfrom", 1.15),
-    ("hotsock recv_into", "stdlib recv_into", 1.0),
-    ("hotsock sendto", "stdlib sendto", 1.1),
-    ("hotsock send_batch", "C sendmmsg loop", 0.95),
+    # (part, numerator, denominator, minimum ratio) from the project's issues
+    ("recv", "hotsock recv_batch", "C recvmmsg loop", 0.95),
+    ("recv", "hotsock recv_batch", "stdlib recvfrom", 2.2),
+    ("recv", "hotsock recvfrom", "stdlib recvfrom", 1.15),
+    ("recv", "hotsock recv_into", "stdlib recv_into", 1.0),
+    ("send", "hotsock sendto", "stdlib sendto", 1.1),
+    ("send", "hotsock send_batch", "C sendmmsg loop", 0.95),
+    ("capture", "hotsock capture", "C recvmmsg loop", 0.9),
+    ("echo", "hotsock echo", "C echo loop", 0.9),
+    ("echo", "hotsock echo", "stdlib echo loop", 1.5),
+    ("echo", "hotsock echo", "uvloop echo", 1.0),      # faster than uvloop
 ]
 
 
-def run(size=64, chunk=1024, rounds=30, parts=("recv", "send")):
-    """Run the benchmark; return a report dict (see ``--json``)."""
+def _fitting_chunk(rig, chunk, queued):
+    """*chunk*, or less if the receive queue cannot hold *queued* chunks (a
+    small receive buffer: not root, low rmem_max)."""
+    held = rig.capacity(chunk * queued + BATCH)
+    if held < chunk * queued + BATCH:
+        chunk = max(BATCH, (held * 3 // 4 // queued) // BATCH * BATCH)
+    return chunk
+
+
+def _median_us(times):
+    return {name: statistics.median(values) * 1e6 for name, values in times.items()}
+
+
+def _part(chunk, times, single=None):
+    part = {"chunk": chunk,
+            "rates": {name: chunk / statistics.median(values) for name, values in times.items()}}
+    if single is not None:
+        part["one_datagram_us"] = _median_us(single)
+    return part
+
+
+def _run_capture(size, chunk, rounds):
     rig = Rig(size)
+    directory = tempfile.mkdtemp(prefix="hotsock-bench-")
     try:
-        held = rig.capacity(chunk * 8 + BATCH)
-        if held < chunk * 8 + BATCH:
-            # A small receive buffer (not root, low rmem_max): smaller chunks.
-            chunk = max(BATCH, (held * 3 // 4 // 8) // BATCH * BATCH)
-        times = {}
-        if "recv" in parts:
-            times.update(measure_receive(rig, receive_contenders(rig), chunk, rounds))
-        if "send" in parts:
-            times.update(measure_send(rig, send_contenders(rig), chunk, rounds))
+        table = capture_contenders(rig, directory)
+        contenders = {name: fn for name, (fn, _) in table.items()}
+        after = {name: cleanup for name, (_, cleanup) in table.items()}
+        chunk = _fitting_chunk(rig, chunk, len(contenders))
+        times = measure_receive(rig, contenders, chunk, rounds, after)
+        single = measure_receive(rig, contenders, 1, rounds, after)
     finally:
         rig.close()
-    rates = {name: chunk / statistics.median(values) for name, values in times.items()}
-    ratios = [{"what": f"{a} / {b}", "ratio": rates[a] / rates[b], "target": t}
-              for a, b, t in TARGETS if a in rates and b in rates]
-    return {"size": size, "chunk": chunk, "rounds": rounds, "batch": BATCH,
-            "recv_bufsize": RECV_SIZE, "rates": rates, "ratios": ratios}
+        shutil.rmtree(directory, ignore_errors=True)
+    return _part(chunk, times, single)
+
+
+def _run_echo(size, chunk, rounds):
+    rig = Rig(size, client=True)
+    uv = None
+    try:
+        chunk = _fitting_chunk(rig, chunk, 1)
+        contenders, uv = echo_contenders(rig, _uvloop())
+        times = measure_echo(rig, contenders, chunk, rounds)
+        single = measure_echo(rig, contenders, 1, rounds)
+    finally:
+        if uv is not None:
+            uv.close()
+        rig.close()
+    return _part(chunk, times, single)
+
+
+def run(size=64, chunk=1024, rounds=30, parts=PARTS, loop_chunk=LOOP_CHUNK):
+    """Run the benchmark; return a report dict (see ``--json``).
+
+    *chunk* is for the recv and send parts, *loop_chunk* for capture and echo.
+    """
+    report = {"size": size, "rounds": rounds, "batch": BATCH, "recv_bufsize": RECV_SIZE,
+              "parts": {}, "ratios": []}
+    results = report["parts"]
+    if "recv" in parts or "send" in parts:
+        rig = Rig(size)
+        try:
+            chunk = _fitting_chunk(rig, chunk, 8)
+            if "recv" in parts:
+                results["recv"] = _part(chunk, measure_receive(
+                    rig, receive_contenders(rig), chunk, rounds))
+            if "send" in parts:
+                results["send"] = _part(chunk, measure_send(
+                    rig, send_contenders(rig), chunk, rounds))
+        finally:
+            rig.close()
+    # Each hot loop on sockets of its own: capture turns on timestamps,
+    # uvloop makes the echo socket non-blocking.
+    if "capture" in parts:
+        results["capture"] = _run_capture(size, loop_chunk, rounds)
+    if "echo" in parts:
+        results["echo"] = _run_echo(size, loop_chunk, rounds)
+    for part, a, b, target in TARGETS:
+        rates = results.get(part, {}).get("rates", {})
+        if a in rates and b in rates:
+            report["ratios"].append({"part": part, "what": f"{a} / {b}",
+                                     "ratio": rates[a] / rates[b], "target": target})
+    return report
+
+
+# part: (title, the contenders the others are compared with)
+_TABLES = {
+    "recv": ("receive: each contender drains its chunk from a queue filled beforehand",
+             ("stdlib recvfrom", "C recvmmsg loop")),
+    "send": ("send", ("stdlib sendto", "C sendmmsg loop")),
+    "capture": ("capture: as receive, hotsock writing each chunk to a new capture file "
+                "(hotsock.capture(sock, path, count=chunk))", ("C recvmmsg loop",)),
+    "echo": ("echo: each contender echoes a chunk queued on the server socket back to "
+             "the client (hotsock.echo(sock, count=chunk))",
+             ("stdlib echo loop", "C echo loop")),
+}
 
 
 def format_report(report):
     lines = [f"hotsock bench: {report['size']}-byte datagrams on loopback; "
-             f"{report['rounds']} rounds of {report['chunk']} datagrams per contender, "
-             f"median round; batches of {report['batch']}, "
-             f"receive buffers of {report['recv_bufsize']} bytes", ""]
-    rates = report["rates"]
-    for base, c_ref in (("stdlib recvfrom", "C recvmmsg loop"),
-                        ("stdlib sendto", "C sendmmsg loop")):
-        if base not in rates:
+             f"{report['rounds']} rounds, median round; batches of {report['batch']}, "
+             f"receive buffers of {report['recv_bufsize']} bytes (hotsock.capture and "
+             f"hotsock.echo: their defaults)", ""]
+    for part, (title, bases) in _TABLES.items():
+        if part not in report["parts"]:
             continue
-        kind = "recv" if base.endswith("recvfrom") else "send"
-        names = [n for n in rates if ("rec" in n) == (kind == "recv")]
-        lines.append(f"{'':22}{'M dgrams/s':>11}{'vs ' + base:>22}{'vs ' + c_ref:>22}")
-        for name in names:
-            lines.append(f"{name:22}{rates[name] / 1e6:11.3f}"
-                         f"{rates[name] / rates[base]:21.2f}x"
-                         f"{rates[name] / rates[c_ref]:21.2f}x")
+        result = report["parts"][part]
+        rates, single = result["rates"], result.get("one_datagram_us")
+        lines.append(f"{title}; {result['chunk']} datagrams per contender per round")
+        header = f"{'':24}{'M dgrams/s':>11}" + "".join(f"{'vs ' + b:>22}" for b in bases)
+        if single:
+            header += f"{'1-datagram call':>17}"
+        lines.append(header)
+        for name, rate in rates.items():
+            line = f"{name:24}{rate / 1e6:11.3f}" + "".join(
+                f"{rate / rates[b]:21.2f}x" for b in bases)
+            if single:
+                line += f"{single[name]:14.1f} us"
+            lines.append(line)
         lines.append("")
     lines.append("targets:")
     for item in report["ratios"]:
@@ -249,18 +517,23 @@ def main(argv=None):
                     "as ratios measured in one run on loopback.")
     parser.add_argument("--size", type=int, default=64, help="payload bytes (default 64)")
     parser.add_argument("--chunk", type=int, default=1024,
-                        help="datagrams per contender per round (default 1024)")
+                        help="datagrams per contender per round, recv and send (default 1024)")
+    parser.add_argument("--loop-chunk", type=int, default=LOOP_CHUNK,
+                        help="datagrams per contender per round, capture and echo "
+                             f"(one call of the hot loop; default {LOOP_CHUNK})")
     parser.add_argument("--rounds", type=int, default=30, help="rounds (default 30)")
-    parser.add_argument("--only", choices=("recv", "send"), help="run one half only")
+    parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.size <= RECV_SIZE:
         parser.error(f"--size must be between 0 and {RECV_SIZE}")
-    if args.chunk < BATCH or args.chunk % BATCH or not 1 <= args.rounds <= 10000:
-        parser.error(f"--chunk must be a multiple of {BATCH}; --rounds 1..10000")
-    parts = (args.only,) if args.only else ("recv", "send")
+    if any(c < BATCH or c % BATCH for c in (args.chunk, args.loop_chunk)) \
+            or not 1 <= args.rounds <= 10000:
+        parser.error(f"--chunk and --loop-chunk must be multiples of {BATCH}; "
+                     "--rounds 1..10000")
+    parts = (args.only,) if args.only else PARTS
     try:
-        report = run(args.size, args.chunk, args.rounds, parts)
+        report = run(args.size, args.chunk, args.rounds, parts, args.loop_chunk)
     except QueueShort as exc:
         print(f"hotsock bench: datagrams were lost on loopback ({exc}); "
               "try a smaller --chunk", file=sys.stderr)

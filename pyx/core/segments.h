@@ -1,0 +1,34 @@
+/* UDP segmentation offload (GSO): many datagrams in one send.
+ *
+ * A send with a UDP_SEGMENT control message of size S carries a buffer the
+ * kernel (or the device) cuts into datagrams of S bytes, the last one
+ * possibly shorter.  hs_gso_build groups consecutive messages that can go
+ * that way -- same destination, equal sizes except a shorter last one, at
+ * most 64 segments and HS_GSO_MAX_BYTES -- and writes one message per group.
+ * A group of one is a plain message: a single datagram is never sent with a
+ * segment size attached.
+ */
+#ifndef HOTSOCK_SEGMENTS_H
+#define HOTSOCK_SEGMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "includes/compat.h"
+
+/* Control space for one UDP_SEGMENT message (a uint16_t). */
+#define HS_SEGMENT_CONTROL 32
+
+/* msgs[0..n): one iovec each, and msgs[i] uses iovs[i] of one contiguous
+ * array, so a group's iovecs are msgs[first].msg_hdr.msg_iov onwards.
+ * Writes out[0..m) (m <= n) with control[k * HS_SEGMENT_CONTROL] for the
+ * segment size and datagrams[k] = datagrams in out[k]; returns m.
+ * Datagrams longer than max_segment, or empty, are sent alone. */
+size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
+                    struct mmsghdr *out, char *control, uint32_t *datagrams);
+
+/* Give message *m* (iovecs already set) a segment size: for echoing a
+ * coalesced buffer back as it came. */
+void hs_gso_attach(struct mmsghdr *m, char *control, uint16_t segment);
+
+#endif
