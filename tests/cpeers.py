@@ -8,7 +8,8 @@
         host.run([cpeers.mcast_send, "-t", "1", group, port, 3])   # a path, for namespace hosts
 
 The sources are tests/cpeers/*.c, one small program each, modelled on the socket course
-material: mcast_send, mcast_recv, udp_echo_client, udp_flood, tcp_echo_client. Every one takes
+material: mcast_send, mcast_recv, udp_echo_client, udp_flood, tcp_echo_client, and for
+segmentation offload udp_gso_send and udp_gro_recv. Every one takes
 its addresses, ports and counts from argv, stops by itself (counts and time limits), prints
 machine-readable lines and documents its exit codes at the top of its source.
 """

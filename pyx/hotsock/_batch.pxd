@@ -33,7 +33,8 @@ cdef struct BatchSlots:
     mmsghdr *msgs
     iovec *iovs
     sockaddr_storage *names
-    char *control                   # HS_CONTROL_SPACE bytes per slot
+    char *control                   # control_space bytes per slot
+    Py_ssize_t control_space
     hs_rx_meta *meta
     uint32_t *lengths               # these three per datagram (entry)
     int32_t *flags

@@ -50,6 +50,9 @@ SO_RXQ_OVFL = HS_SO_RXQ_OVFL if HS_SO_RXQ_OVFL >= 0 else None
 # Memory blocks from this size up are mapped from the kernel (see _Memory).
 cdef size_t MAPPED_MEMORY = 1 << 20
 
+# Control-message room per buffer that RecvBatch accepts.
+cdef Py_ssize_t MAX_CONTROL = 65536
+
 # A coalesced (GRO) buffer holds up to 64 KiB.
 cdef Py_ssize_t GRO_BUFFER = 65536
 
@@ -195,8 +198,8 @@ cdef void slots_prepare(BatchSlots *s) noexcept nogil:
     for i in range(s.dirty):
         m = &s.msgs[i]
         m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
-        m.msg_hdr.msg_control = s.control + i * HS_CONTROL_SPACE
-        m.msg_hdr.msg_controllen = HS_CONTROL_SPACE
+        m.msg_hdr.msg_control = s.control + i * s.control_space if s.control_space else NULL
+        m.msg_hdr.msg_controllen = <size_t>s.control_space
         m.msg_hdr.msg_flags = 0
     s.dirty = s.count
 
@@ -243,7 +246,7 @@ cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
 
 
 cdef class RecvBatch:
-    """RecvBatch(count=64, size=2048)
+    """RecvBatch(count=64, size=2048, *, gro=False, control=256)
 
     Room for *count* datagrams of up to *size* bytes each, for
     :func:`recv_batch`.  After a receive, ``len(batch)`` is the number of
@@ -261,17 +264,34 @@ cdef class RecvBatch:
     ``destination(i)`` and ``dropped`` report the kernel's receive times,
     the address each datagram was sent to, and the socket's drop counter.
 
-    Raises ``ValueError`` for a count outside 1..MAX_BATCH or a size outside
-    0..16 MiB, and ``MemoryError`` if the arena cannot be allocated.
+    *gro* (Linux, UDP): the first receive turns UDP_GRO on for the socket,
+    so that one buffer may hold many datagrams of one sender, coalesced by
+    the kernel; each buffer is then 64 KiB (at least), and the batch splits
+    buffers back into datagrams at the segment size the kernel reports:
+    ``len(batch)``, indexing, iteration, ``lengths``, ``flags``,
+    ``timestamps``, ``address(i)`` all count datagrams (up to ``capacity``,
+    64 per buffer), still without copying.  A buffer whose control data was
+    cut (``MSG_CTRUNC`` in its datagram's ``flags``) has lost its segment
+    size: it stays one flagged entry, never guessed apart.
+
+    *control* is the room per buffer for control messages (the options
+    above); a socket asking for more than fits gets ``MSG_CTRUNC``.
+
+    Raises ``ValueError`` for a count outside 1..MAX_BATCH, a size outside
+    0..16 MiB or a control size outside 0..64 KiB, and ``MemoryError`` if the
+    arena cannot be allocated.
     """
 
-    def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False):
+    def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False,
+                  Py_ssize_t control=HS_CONTROL_SPACE):
         cdef Py_ssize_t i
         cdef BatchSlots *s = &self.slots
         if count < 1 or count > HS_MAX_BATCH:
             raise ValueError(f"count must be between 1 and {HS_MAX_BATCH}, not {count}")
         if size < 0 or size > MAX_SLOT:
             raise ValueError(f"size must be between 0 and {MAX_SLOT}, not {size}")
+        if control < 0 or control > MAX_CONTROL:
+            raise ValueError(f"control must be between 0 and {MAX_CONTROL}, not {control}")
         if gro and size < GRO_BUFFER:
             size = GRO_BUFFER       # room for a whole coalesced buffer
         self.count = count
@@ -301,7 +321,8 @@ cdef class RecvBatch:
         s.msgs = <mmsghdr *>PyMem_Calloc(count, sizeof(mmsghdr))
         s.iovs = <iovec *>PyMem_Calloc(count, sizeof(iovec))
         s.names = <sockaddr_storage *>PyMem_Calloc(count, sizeof(sockaddr_storage))
-        s.control = <char *>PyMem_Calloc(count, HS_CONTROL_SPACE)
+        s.control_space = control
+        s.control = <char *>PyMem_Calloc(count, control if control else 1)
         s.meta = <hs_rx_meta *>PyMem_Calloc(count, sizeof(hs_rx_meta))
         if (s.msgs == NULL or s.iovs == NULL or s.names == NULL or s.control == NULL
                 or s.meta == NULL):
@@ -314,7 +335,8 @@ cdef class RecvBatch:
             s.msgs[i].msg_hdr.msg_name = &s.names[i]
         s.dirty = count
 
-    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False):
+    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048, *, bint gro=False,
+                 Py_ssize_t control=HS_CONTROL_SPACE):
         pass            # everything is set up (and checked) in __cinit__
 
     def __dealloc__(self):
