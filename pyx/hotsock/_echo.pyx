@@ -21,20 +21,25 @@ from hotsock._loop cimport Run, receive_ready, send_all
 from hotsock._syscall cimport raise_errno
 
 
+cdef inline void _reply(BatchSlots *s, Py_ssize_t slot, char *data, Py_ssize_t length,
+                        mmsghdr *out, iovec *iov) noexcept nogil:
+    """*out*: send *length* bytes at *data* back to the sender of buffer *slot*."""
+    iov.iov_base = data
+    iov.iov_len = <size_t>length
+    out.msg_hdr.msg_name = &s.names[slot]
+    out.msg_hdr.msg_namelen = s.msgs[slot].msg_hdr.msg_namelen
+    out.msg_hdr.msg_iov = iov
+    out.msg_hdr.msg_iovlen = 1
+    out.msg_hdr.msg_control = NULL
+    out.msg_hdr.msg_controllen = 0
+
+
 cdef Py_ssize_t _per_datagram(BatchSlots *s, Py_ssize_t first, Py_ssize_t n,
                               mmsghdr *out, iovec *iovs) noexcept nogil:
     """Messages for datagrams first..n-1, one each, to their senders."""
-    cdef Py_ssize_t i, slot, m = 0
+    cdef Py_ssize_t i, m = 0
     for i in range(first, n):
-        slot = entry_slot(s, i)
-        iovs[m].iov_base = entry_data(s, i)
-        iovs[m].iov_len = <size_t>entry_length(s, i)
-        out[m].msg_hdr.msg_name = &s.names[slot]
-        out[m].msg_hdr.msg_namelen = s.msgs[slot].msg_hdr.msg_namelen
-        out[m].msg_hdr.msg_iov = &iovs[m]
-        out[m].msg_hdr.msg_iovlen = 1
-        out[m].msg_hdr.msg_control = NULL
-        out[m].msg_hdr.msg_controllen = 0
+        _reply(s, entry_slot(s, i), entry_data(s, i), entry_length(s, i), &out[m], &iovs[m])
         m += 1
     return m
 
@@ -47,14 +52,7 @@ cdef Py_ssize_t _per_buffer(BatchSlots *s, mmsghdr *out, iovec *iovs, char *cont
     for b in range(s.dirty):
         length = s.msgs[b].msg_len if s.msgs[b].msg_len <= <unsigned int>s.size else s.size
         segment = s.meta[b].gro_size
-        iovs[b].iov_base = s.arena + b * s.size
-        iovs[b].iov_len = <size_t>length
-        out[b].msg_hdr.msg_name = &s.names[b]
-        out[b].msg_hdr.msg_namelen = s.msgs[b].msg_hdr.msg_namelen
-        out[b].msg_hdr.msg_iov = &iovs[b]
-        out[b].msg_hdr.msg_iovlen = 1
-        out[b].msg_hdr.msg_control = NULL
-        out[b].msg_hdr.msg_controllen = 0
+        _reply(s, b, s.arena + b * s.size, length, &out[b], &iovs[b])
         datagrams[b] = 1
         if 0 < segment < length:
             hs_gso_attach(&out[b], control + b * HS_SEGMENT_CONTROL, <uint16_t>segment)
