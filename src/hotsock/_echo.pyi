@@ -1,4 +1,5 @@
 from ._batch import RecvBatch
 from ._loop import Run
 
-def echo_loop(fd: int, batch: RecvBatch, run: Run, confirm: bool = False) -> None: ...
+def echo_loop(fd: int, batch: RecvBatch, run: Run, confirm: bool = False,
+              gso: bool = False) -> None: ...

@@ -19,14 +19,16 @@ def kernel_drops(sock: _stdlib.socket) -> Optional[int]: ...
 def capture(sock: _SockOrFd, path_or_callback: Union[_Path, Callable[[RecvBatch], Any]], *,
             format: str = "pcap", count: Optional[int] = None,
             duration: Optional[float] = None, idle: Optional[float] = None,
-            snaplen: int = ..., size: int = ..., batch: int = 64, progress: _Progress = None,
+            snaplen: int = ..., size: int = ..., batch: int = 64, gro: bool = True,
+            progress: _Progress = None,
             interval: float = 1.0, stop_signals: Iterable[int] = ...,
             bufsize: int = ...) -> LoopStats: ...
 def echo(sock: _SockOrFd, *, count: Optional[int] = None, duration: Optional[float] = None,
          idle: Optional[float] = None, batch: int = 64, size: int = ..., confirm: bool = False,
-         progress: _Progress = None, interval: float = 1.0,
+         gro: bool = True, gso: bool = True, progress: _Progress = None, interval: float = 1.0,
          stop_signals: Iterable[int] = ...) -> LoopStats: ...
 def blast(sock: _SockOrFd, address: Any = None, *, size: int = 64, count: Optional[int] = None,
-          duration: Optional[float] = None, rate: Optional[float] = None, batch: int = 64,
-          sequence: bool = True, progress: _Progress = None, interval: float = 1.0,
+          duration: Optional[float] = None, rate: Optional[float] = None,
+          batch: Optional[int] = None, sequence: bool = True, gso: Optional[bool] = None,
+          progress: _Progress = None, interval: float = 1.0,
           stop_signals: Iterable[int] = ...) -> LoopStats: ...
