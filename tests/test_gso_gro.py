@@ -276,7 +276,7 @@ def test_blast_gso_into_capture(tmp_path):
     tx = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sent = hotsock.blast(tx, rx.getsockname(), size=200, count=5000, gso=True)
     assert (sent.sent, sent.batches) == (5000, 5)      # 1024 datagrams per sendmmsg
-    stats = hotsock.capture(rx, tmp_path / "g.pcap", count=5000, idle=5)
+    stats = hotsock.capture(rx, tmp_path / "g.pcap", count=5000, idle=5, gro=True)
     assert (stats.received, stats.sequenced, stats.lost, stats.duplicated, stats.reordered) == (
         5000, 5000, 0, 0, 0)
     # 5000 datagrams in 79 coalesced buffers: a few recvmmsg calls, not 79 or 5000.
@@ -316,6 +316,20 @@ def test_c_gso_sender_into_gro_batch(cpeers):
     for i, p in enumerate(got):
         assert p == i.to_bytes(4, "big") + bytes([i & 0xff]) * 496
     rx.close()
+
+
+def test_capture_drops_under_gro_count_buffers_not_datagrams():
+    """Why capture leaves GRO off by default: a dropped coalesced buffer is one
+    drop in the kernel's counter, however many datagrams it held."""
+    rx = udp(cls=socket.socket)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    rx.setsockopt(socket.IPPROTO_UDP, 104, 1)          # UDP_GRO
+    tx = udp()
+    tx.send_batch([b"d" * 100] * 640, rx.getsockname(), gso=True)   # 10 buffers of 64
+    dropped = hotsock.kernel_drops(rx)
+    assert 0 < dropped < 640 - 64, dropped           # most datagrams lost, few drops counted
+    rx.close()
+    tx.close()
 
 
 def test_hotsock_gso_into_c_gro_receiver(cpeers):

@@ -151,10 +151,19 @@ def _run_options(parser, receiver):
         tuning.add_argument("--size", type=_ranged(1, 65535, "size"), default=65535,
                             metavar="N", help="receive slot size; longer datagrams are cut "
                                               "and counted as truncated (default 65535)")
-        tuning.add_argument("--no-gro", action="store_true",
-                            help="no coalesced receives (UDP_GRO, Linux; used by default at "
-                                 "the full --size, and a --count may then be passed by up "
-                                 "to 63 datagrams)")
+        if parser.prog.endswith("capture"):
+            # Off by default: the kernel's drop counter counts a dropped
+            # coalesced buffer once, however many datagrams it held.
+            tuning.add_argument("--gro", action="store_true",
+                                help="coalesced receives (UDP_GRO, Linux; at the full --size): "
+                                     "faster, but 'dropped by kernel' then counts coalesced "
+                                     "buffers, not datagrams, and a --count may be passed by "
+                                     "up to 63 datagrams")
+        else:
+            tuning.add_argument("--no-gro", action="store_true",
+                                help="no coalesced receives (UDP_GRO, Linux; used by default "
+                                     "at the full --size, and a --count may then be passed by "
+                                     "up to 63 datagrams)")
     else:
         tuning.add_argument("--batch", type=_ranged(1, MAX_BATCH, "batch"), metavar="N",
                             help="datagrams per sendmmsg (default 64; 1024 with GSO)")

@@ -337,7 +337,7 @@ def run_capture(args, on_ready, progress, latch=None):
         try:
             stats = hotsock.capture(
                 sock, target, format=fmt, snaplen=args.snaplen, size=args.size,
-                batch=args.batch, gro=not args.no_gro, progress=_with_kernel_drops(progress, sock),
+                batch=args.batch, gro=args.gro, progress=_with_kernel_drops(progress, sock),
                 interval=args.interval, **_limits(args, latch))
         except OSError as exc:
             # Opening the file (it carries the name) or writing it (a full disk).

@@ -202,9 +202,9 @@ def _loop(run):
 # --- the loops ---------------------------------------------------------------
 
 def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None,
-            snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, gro=True, progress=None,
+            snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, gro=False, progress=None,
             interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20):
-    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
+    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
 
     Receive every datagram on UDP socket *sock* (bound by the caller, joined
     to its groups) and write it to the file *path_or_callback* as a pcap
@@ -223,8 +223,10 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
     *gro* (Linux): take coalesced buffers (UDP_GRO) where the system offers
     them -- many datagrams of one sender per receive -- and record each
     datagram as its own record, as it was sent (only at the full *size*:
-    coalesced buffers need 64 KiB).  A run may then pass *count*
-    by up to 63 datagrams (a buffer is never split between runs).
+    coalesced buffers need 64 KiB).  Off by default, because the kernel
+    then counts a dropped coalesced buffer as one drop however many
+    datagrams it held, so ``dropped`` would undercount; and a run may pass
+    *count* by up to 63 datagrams (a buffer is never split between runs).
 
     Writes are buffered (*bufsize*) and hold whole records only, flushed at
     least every 50 ms: after a hard kill, every record in the file is whole.
@@ -298,7 +300,9 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     *gro* and *gso* (Linux): take coalesced buffers (UDP_GRO) and send each
     back as one segmented send (UDP_SEGMENT) with the segment size it came
     with, where the system offers them; if the kernel refuses a segmented
-    send, the loop goes on datagram by datagram and nothing is lost.
+    send, the loop goes on datagram by datagram and nothing is lost.  With
+    GRO the kernel counts a dropped coalesced buffer as one drop in
+    ``dropped`` (pass ``gro=False`` to count datagrams exactly).
     """
     sock, owned = _datagram_socket(sock, "echo")
     try:

@@ -19,7 +19,7 @@ def kernel_drops(sock: _stdlib.socket) -> Optional[int]: ...
 def capture(sock: _SockOrFd, path_or_callback: Union[_Path, Callable[[RecvBatch], Any]], *,
             format: str = "pcap", count: Optional[int] = None,
             duration: Optional[float] = None, idle: Optional[float] = None,
-            snaplen: int = ..., size: int = ..., batch: int = 64, gro: bool = True,
+            snaplen: int = ..., size: int = ..., batch: int = 64, gro: bool = False,
             progress: _Progress = None,
             interval: float = 1.0, stop_signals: Iterable[int] = ...,
             bufsize: int = ...) -> LoopStats: ...
