@@ -65,3 +65,29 @@ size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
     }
     return m;
 }
+
+size_t hs_gso_join(struct mmsghdr *out, size_t m, struct iovec *joined)
+{
+    size_t j, i, count = 0;
+    for (j = 0; j < m; j++) {
+        struct msghdr *h = &out[j].msg_hdr;
+        const struct iovec *v = h->msg_iov;
+        char *end;
+        if (h->msg_iovlen < 2)
+            continue;
+        end = (char *)v[0].iov_base + v[0].iov_len;
+        for (i = 1; i < h->msg_iovlen; i++) {
+            if (v[i].iov_base != end)
+                break;
+            end += v[i].iov_len;
+        }
+        if (i < h->msg_iovlen)
+            continue;           /* not one run of memory: left as it is */
+        joined[j].iov_base = v[0].iov_base;
+        joined[j].iov_len = (size_t)(end - (char *)v[0].iov_base);
+        h->msg_iov = &joined[j];
+        h->msg_iovlen = 1;
+        count++;
+    }
+    return count;
+}

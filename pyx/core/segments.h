@@ -27,6 +27,12 @@
 size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     struct mmsghdr *out, char *control, uint32_t *datagrams);
 
+/* Messages out[0..m) whose iovecs are one run of memory (each starts where
+ * the one before ends) get the single iovec joined[j] instead: the kernel
+ * copies one buffer per send rather than one per datagram.  Returns how
+ * many were joined. */
+size_t hs_gso_join(struct mmsghdr *out, size_t m, struct iovec *joined);
+
 /* Give message *m* (iovecs already set) a segment size: for echoing a
  * coalesced buffer back as it came. */
 void hs_gso_attach(struct mmsghdr *m, char *control, uint16_t segment);

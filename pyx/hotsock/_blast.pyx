@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from includes.compat cimport (
     hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr, HS_GSO_MAX_BYTES)
-from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_build, hs_seq_stamp
+from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_join, hs_seq_stamp
 from includes.socket cimport iovec, sockaddr_storage, socklen_t
 from hotsock._address cimport resolve_address
 from hotsock._batch cimport refuse_gso
@@ -30,7 +30,9 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
     cdef mmsghdr *groups = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
     cdef uint32_t *datagrams = <uint32_t *>PyMem_Calloc(batch, sizeof(uint32_t))
     cdef char *control = <char *>PyMem_Calloc(batch, HS_SEGMENT_CONTROL)
-    cdef Py_ssize_t i, k, m, sent, first
+    cdef iovec *joined = <iovec *>PyMem_Calloc(batch, sizeof(iovec))
+    cdef Py_ssize_t i, k, m = 0, sent, first
+    cdef Py_ssize_t grouped = -1    # the k that groups[0..m) were built for
     cdef bint refused = False
     cdef uint64_t seq = 0, due
     cdef int err = 0
@@ -38,7 +40,7 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
     cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0
     try:
         if (arena == NULL or msgs == NULL or iovs == NULL or groups == NULL
-                or datagrams == NULL or control == NULL):
+                or datagrams == NULL or control == NULL or joined == NULL):
             raise MemoryError()
         if address is not None:
             resolve_address(family, address, "blast", &dest, &dest_len)
@@ -78,8 +80,15 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                         for i in range(k):
                             hs_seq_stamp(<unsigned char *>arena + i * size, stream, seq + i, stamp)
                     if gso:
-                        m = <Py_ssize_t>hs_gso_build(msgs, k, HS_GSO_MAX_BYTES, groups,
-                                                     control, datagrams)
+                        if k != grouped:
+                            # The messages stay the same from batch to batch (only
+                            # the payloads change): group them again only for a
+                            # different count.  The arena is one run of memory, so
+                            # each group goes as one buffer.
+                            m = <Py_ssize_t>hs_gso_build(msgs, k, HS_GSO_MAX_BYTES, groups,
+                                                         control, datagrams)
+                            hs_gso_join(groups, m, joined)
+                            grouped = k
                         sent = send_all(run, groups, m, fd, 0, datagrams, &err)
                         if 0 <= sent < m:
                             # Refused: these datagrams, and all later ones, one by one.
@@ -111,3 +120,4 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
         PyMem_Free(groups)
         PyMem_Free(datagrams)
         PyMem_Free(control)
+        PyMem_Free(joined)

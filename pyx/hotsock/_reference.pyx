@@ -2,7 +2,8 @@
 
 The loops themselves live in ``reference/loops.c``; this module only calls
 them with the GIL released.  Each function moves *total* datagrams of *size*
-bytes and returns how many it moved (``OSError`` if none).
+bytes and returns how many it moved (``OSError`` if none; ``ENOSYS`` for
+the GSO/GRO loops where the system lacks UDP_SEGMENT/UDP_GRO).
 """
 
 from includes.socket cimport sockaddr, sockaddr_storage, socklen_t
@@ -18,6 +19,9 @@ cdef extern from "reference/loops.h" nogil:
     long long hs_ref_sendmmsg(int fd, const sockaddr *to, socklen_t to_len,
                               long long total, int batch, size_t size)
     long long hs_ref_echo(int fd, long long total, int batch, size_t size)
+    long long hs_ref_gso_send(int fd, const sockaddr *to, socklen_t to_len,
+                              long long total, int segments_per_send, size_t size)
+    long long hs_ref_gro_recv(int fd, long long total, int buffers, size_t buffer_size)
 
 
 cdef long long _checked(long long result) except -1:
@@ -80,4 +84,32 @@ def echo_loop(sock, long long total, int batch=64, size_t size=2048):
     get_sock_info(sock, &info)
     with nogil:
         n = hs_ref_echo(info.fd, total, batch, size)
+    return _checked(n)
+
+
+def gso_send_loop(sock, address, long long total, int segments_per_send=64, size_t size=64):
+    """A C loop of segmented sends (UDP_SEGMENT) sending *total* datagrams of
+    zeros to *address*: each message one contiguous buffer of
+    *segments_per_send* datagrams, 16 messages per sendmmsg() call."""
+    cdef SockInfo info
+    cdef sockaddr_storage to
+    cdef socklen_t to_len
+    cdef long long n
+    get_sock_info(sock, &info)
+    resolve_address(info.family, address, "gso_send_loop", &to, &to_len)
+    with nogil:
+        n = hs_ref_gso_send(info.fd, <sockaddr *>&to, to_len, total, segments_per_send, size)
+    return _checked(n)
+
+
+def gro_recv_loop(sock, long long total, int buffers=64, size_t buffer_size=65536):
+    """A C loop of coalesced receives: turns UDP_GRO on, then recvmmsg() into
+    *buffers* buffers of *buffer_size* bytes, counting the datagrams in each
+    by the UDP_GRO segment size, until *total* datagrams are received (may
+    return more: the last buffers can hold more than were wanted)."""
+    cdef SockInfo info
+    cdef long long n
+    get_sock_info(sock, &info)
+    with nogil:
+        n = hs_ref_gro_recv(info.fd, total, buffers, buffer_size)
     return _checked(n)

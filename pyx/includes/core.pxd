@@ -1,7 +1,7 @@
 # pyx/core/: the plain-C parts of the hot loops (control messages, sequence
 # headers, capture files).  Declarations only.
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from includes.socket cimport msghdr
+from includes.socket cimport iovec, msghdr
 
 cdef extern from "core/ancillary.h" nogil:
     enum: HS_CONTROL_SPACE
@@ -65,4 +65,5 @@ cdef extern from "core/segments.h" nogil:
 
     size_t hs_gso_build(const mmsghdr *msgs, size_t n, size_t max_segment,
                         mmsghdr *out, char *control, uint32_t *datagrams)
+    size_t hs_gso_join(mmsghdr *out, size_t m, iovec *joined)
     void hs_gso_attach(mmsghdr *m, char *control, uint16_t segment)

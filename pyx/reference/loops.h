@@ -11,5 +11,8 @@ long long hs_ref_sendto(int fd, const struct sockaddr *to, socklen_t to_len,
 long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
                           long long total, int batch, size_t size);
 long long hs_ref_echo(int fd, long long total, int batch, size_t size);
+long long hs_ref_gso_send(int fd, const struct sockaddr *to, socklen_t to_len,
+                          long long total, int segments_per_send, size_t size);
+long long hs_ref_gro_recv(int fd, long long total, int buffers, size_t buffer_size);
 
 #endif

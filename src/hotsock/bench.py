@@ -21,13 +21,37 @@ machine is doing -- and each contender's rate is its median chunk.
   recvfrom/sendto loop and, when it is installed, uvloop's datagram
   endpoint (its loop and endpoint are set up once, untimed; each turn wakes
   the loop and runs it until the protocol has counted the chunk).
+* GSO (segmented sends, UDP_SEGMENT): each contender sends its chunk to a
+  receiver with UDP_GRO on, which holds segmented sends as they were sent
+  (one buffer of up to 64 datagrams); after each turn the receiver is
+  emptied (untimed) and must hold exactly the chunk.  hotsock's
+  ``send_batch(..., gso=True)`` (calls of 1024 datagrams) and ``blast(...,
+  gso=True)`` (one call per chunk) against a C loop of segmented sends
+  (sendmmsg of 16 messages, each one buffer of 64 datagrams) and the
+  stdlib's ``sendto``.  ``blast`` is measured twice: sending zeros, as the
+  C loop does (``sequence=False``), and with its default sequence headers
+  ("hotsock blast gso seq"), which stamp every datagram.  The report also
+  gives each contender's time for a one-datagram call (blast sets up
+  signal handlers and a batch of 1024 per call).
+* GRO (coalesced receives, UDP_GRO): as receive, the queue filled before a
+  round by the C segmented-send loop; on loopback a segmented send reaches
+  a socket with UDP_GRO on as one buffer of 64 datagrams.  hotsock's
+  ``recv_batch`` with ``RecvBatch(64, gro=True)`` and a C recvmmsg loop
+  reading the UDP_GRO segment size drain that socket.  The stdlib's
+  ``recvfrom`` returns one datagram per call, so it drains a second socket,
+  without UDP_GRO, filled the same way: the kernel splits each segmented
+  send into datagrams for it, as it does for any receiver that did not ask
+  for coalesced buffers.
 
 The hot loops (capture, echo) are called as users call them, defaults
 included, once per chunk: their per-call set-up (socket options, signal
 handlers, the kernel's drop counter, a receive batch, opening the file) is
 paid once per chunk, so their chunks are larger (8192 datagrams by
 default); the report also gives each contender's time for a one-datagram
-call.
+call.  The GSO and GRO parts move 64 datagrams per system call buffer,
+so their chunks are larger still (65536 datagrams by default, rounded to
+whole receive batches of 64 buffers of 64 datagrams): the rate is
+datagrams per second for every contender.
 
 The C references are plain C loops compiled into hotsock
 (``hotsock._reference``), so this runs from a wheel on a machine without a
@@ -45,13 +69,15 @@ import sys
 import tempfile
 import time
 
-from . import _hotloops, _reference
+from . import _batch, _hotloops, _reference
 from ._batch import RecvBatch
 from ._socket_class import socket
 
 BATCH = 64          # datagrams per recvmmsg/sendmmsg call, for hotsock and C alike
 RECV_SIZE = 2048    # receive buffer per datagram
 SO_RCVBUFFORCE = getattr(_stdlib, "SO_RCVBUFFORCE", 33)
+SOL_UDP = getattr(_stdlib, "SOL_UDP", 17)
+UDP_GRO = getattr(_stdlib, "UDP_GRO", 104)     # Linux's value; the gro part runs only there
 # SO_RCVTIMEO on the receiver: a blocking call that finds the queue empty
 # (datagrams lost while filling) fails after this instead of hanging.
 SAFETY_TIMEOUT_S = 2
@@ -59,8 +85,14 @@ SAFETY_TIMEOUT_S = 2
 # that no chunk comes near ends a run whose datagrams were lost.  A deadline
 # costs nothing per datagram (it is looked at only when the loop checks in).
 SAFETY_DURATION_S = 30
-PARTS = ("recv", "send", "capture", "echo")
+PARTS = ("recv", "send", "capture", "echo", "gso", "gro")
 LOOP_CHUNK = 8192   # datagrams per call of the hot loops (capture, echo)
+OFFLOAD_CHUNK = 65536   # datagrams per contender per round, gso and gro
+SEGMENTS = 64       # datagrams per segmented send (UDP_MAX_SEGMENTS), and per coalesced buffer
+GSO_MAX_BYTES = 65487   # the most payload one segmented send carries
+GRO_BUFFERS = 64    # coalesced buffers per recvmmsg call, for hotsock and C alike
+GRO_BUFFER = 65536  # bytes per coalesced buffer
+SEND_BATCH_GSO = 1024   # datagrams per send_batch call in the gso part
 
 
 class QueueShort(Exception):
@@ -301,6 +333,131 @@ def echo_contenders(rig, uvloop=None):
     return contenders, uv
 
 
+# --- segmentation offload (GSO) and receive coalescing (GRO) -----------------
+
+def _segments(size):
+    """Datagrams per segmented send (and per coalesced buffer) of *size* bytes."""
+    return max(1, min(SEGMENTS, GSO_MAX_BYTES // max(size, 1)))
+
+
+def _gro_on(sock):
+    sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+
+
+def _udp_receiver(gro):
+    rx = socket(_stdlib.AF_INET, _stdlib.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    _big_receive_buffer(rx)
+    rx.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVTIMEO,
+                  SAFETY_TIMEOUT_S.to_bytes(8, sys.byteorder) + bytes(8))
+    if gro:
+        _gro_on(rx)
+    return rx
+
+
+class OffloadRig:
+    """A sender, a receiver with UDP_GRO on (*rx*) and, with *plain*, a
+    second receiver without it (*plain_rx*, for contenders that receive one
+    datagram per call), on loopback."""
+
+    def __init__(self, size, plain=False):
+        self.size = size
+        self.segments = _segments(size)
+        self.rx = _udp_receiver(gro=True)
+        self.plain_rx = _udp_receiver(gro=False) if plain else None
+        self.tx = socket(_stdlib.AF_INET, _stdlib.SOCK_DGRAM)
+        self.address = self.rx.getsockname()
+        self.plain_address = self.plain_rx.getsockname() if plain else None
+        self.std_tx = _stdlib.fromfd(self.tx.fileno(), _stdlib.AF_INET, _stdlib.SOCK_DGRAM)
+        self.std_plain_rx = (_stdlib.fromfd(self.plain_rx.fileno(), _stdlib.AF_INET,
+                                            _stdlib.SOCK_DGRAM) if plain else None)
+        self._gro_batch = RecvBatch(GRO_BUFFERS, GRO_BUFFER, gro=True)
+        self._plain_batch = RecvBatch(1024, RECV_SIZE)     # no gro: would turn UDP_GRO on
+
+    def close(self):
+        for s in (self.rx, self.plain_rx, self.tx, self.std_tx, self.std_plain_rx):
+            if s is not None:
+                s.close()
+
+    def fill(self, count, plain=False):
+        """Queue *count* datagrams on the receiver (or the plain one) with the
+        C segmented-send loop."""
+        _reference.gso_send_loop(self.tx, self.plain_address if plain else self.address,
+                                 count, self.segments, self.size)
+
+    def drain(self, plain=False):
+        """Empty the receiver (or the plain one); return the datagrams it held."""
+        sock, batch = (self.plain_rx, self._plain_batch) if plain else (self.rx, self._gro_batch)
+        held = 0
+        while True:
+            try:
+                held += sock.recv_batch(batch, _stdlib.MSG_DONTWAIT)
+            except BlockingIOError:
+                return held
+
+    def capacity(self, wanted, plain=False, single=False):
+        """How many datagrams the queue holds whole, up to *wanted*; sent
+        one by one with *single*, else as segmented sends."""
+        self.drain(plain)
+        if single:
+            _reference.sendmmsg_loop(self.tx, self.address, wanted, BATCH, self.size)
+        else:
+            self.fill(wanted, plain)
+        return self.drain(plain)
+
+
+def gso_contenders(rig):
+    size, address = rig.size, rig.address
+    payload = bytes(size)
+    payloads = [payload] * SEND_BATCH_GSO
+    std, hot = rig.std_tx, rig.tx
+    blast = _hotloops.blast
+
+    def hotsock_send_batch_gso(n):
+        send_batch = hot.send_batch
+        while n > 0:
+            n -= send_batch(payloads if n >= SEND_BATCH_GSO else payloads[:n], address, gso=True)
+
+    def hotsock_blast(sequence):
+        def run(n):
+            stats = blast(hot, address, size=size, count=n, gso=True, sequence=sequence)
+            if stats.sent != n:
+                raise QueueShort(f"hotsock blast: {stats.sent} of {n} datagrams sent "
+                                 f"(stopped by {stats.stopped})")
+        return run
+
+    contenders = {
+        "stdlib sendto": _per_call2(std.sendto, payload, address),
+        "hotsock send_batch gso": hotsock_send_batch_gso,
+        # sequence=False: zeros, as the C loop sends; blast's default stamps
+        # a sequence header (and the time) into every datagram.
+        "hotsock blast gso": hotsock_blast(False),
+    }
+    if size >= _hotloops.SEQUENCE_HEADER:
+        contenders["hotsock blast gso seq"] = hotsock_blast(True)
+    contenders["C GSO send loop"] = (
+        lambda n: _reference.gso_send_loop(hot, address, n, rig.segments, size))
+    return contenders
+
+
+def gro_contenders(rig):
+    """name -> (receive n datagrams, whether from the plain receiver)."""
+    hot, std = rig.rx, rig.std_plain_rx
+    batch = RecvBatch(GRO_BUFFERS, GRO_BUFFER, gro=True)
+
+    def hotsock_recv_batch_gro(n):
+        recv_batch = hot.recv_batch
+        while n > 0:
+            n -= recv_batch(batch)
+
+    return {
+        "stdlib recvfrom": (_per_call1(std.recvfrom, RECV_SIZE), True),
+        "hotsock recv_batch gro": (hotsock_recv_batch_gro, False),
+        "C GRO recv loop": (lambda n: _reference.gro_recv_loop(hot, n, GRO_BUFFERS, GRO_BUFFER),
+                            False),
+    }
+
+
 # --- measuring ---------------------------------------------------------------
 
 def _rotate(names, r):
@@ -367,6 +524,52 @@ def measure_echo(rig, contenders, chunk, rounds):
     return times
 
 
+def measure_gso(rig, contenders, chunk, rounds):
+    """As measure_send, but the receiver is emptied after each turn, and
+    must hold exactly the chunk."""
+    names = list(contenders)
+    times = {name: [] for name in names}
+    rig.drain()
+    for r in range(rounds):
+        for name in _rotate(names, r):
+            start = time.perf_counter()
+            contenders[name](chunk)
+            times[name].append(time.perf_counter() - start)
+            arrived = rig.drain()
+            if arrived != chunk:
+                raise QueueShort(f"{name}: {arrived} of {chunk} datagrams arrived")
+    return times
+
+
+def measure_gro(rig, contenders, chunk, rounds):
+    """As measure_receive, with two queues: the receiver with UDP_GRO on,
+    filled with a chunk per contender that drains it, and the plain one."""
+    names = list(contenders)
+    times = {name: [] for name in names}
+    margin = rig.segments       # one segmented send
+    plain = sum(1 for _, on_plain in contenders.values() if on_plain)
+    rig.drain()
+    rig.drain(plain=True)
+    for r in range(rounds):
+        rig.fill(chunk * (len(names) - plain) + margin)
+        if plain:
+            rig.fill(chunk * plain + margin, plain=True)
+        for name in _rotate(names, r):
+            run, _ = contenders[name]
+            start = time.perf_counter()
+            try:
+                run(chunk)
+            except OSError as exc:      # SO_RCVTIMEO: the queue ran dry
+                raise QueueShort(f"{name}: {exc}") from exc
+            times[name].append(time.perf_counter() - start)
+        for on_plain in {False, bool(plain)}:
+            left = rig.drain(on_plain)
+            if left != margin:
+                raise QueueShort(f"{margin} datagrams should be left"
+                                 f"{' on the plain receiver' if on_plain else ''}, found {left}")
+    return times
+
+
 TARGETS = [
     # (part, numerator, denominator, minimum ratio) from the project's issues
     ("recv", "hotsock recv_batch", "C recvmmsg loop", 0.95),
@@ -379,6 +582,11 @@ TARGETS = [
     ("echo", "hotsock echo", "C echo loop", 0.9),
     ("echo", "hotsock echo", "stdlib echo loop", 1.5),
     ("echo", "hotsock echo", "uvloop echo", 1.0),      # faster than uvloop
+    ("gso", "hotsock blast gso", "C GSO send loop", 0.9),
+    ("gso", "hotsock blast gso", "stdlib sendto", 30),
+    ("gso", "hotsock send_batch gso", "stdlib sendto", 30),
+    ("gro", "hotsock recv_batch gro", "C GRO recv loop", 0.9),
+    ("gro", "hotsock recv_batch gro", "stdlib recvfrom", 30),
 ]
 
 
@@ -434,13 +642,82 @@ def _run_echo(size, chunk, rounds):
     return _part(chunk, times, single)
 
 
-def run(size=64, chunk=1024, rounds=30, parts=PARTS, loop_chunk=LOOP_CHUNK):
+def _offload_unit(size):
+    """GRO contenders take up to GRO_BUFFERS coalesced buffers of
+    _segments(size) datagrams a call: gso/gro chunks are multiples of that,
+    so that none takes datagrams queued for the next."""
+    return GRO_BUFFERS * _segments(size)
+
+
+def _offload_chunk(chunk, size):
+    unit = _offload_unit(size)
+    return max(unit, chunk // unit * unit)
+
+
+def _fitting_offload_chunk(rig, chunk, queued, plain=False, single=False):
+    """*chunk*, or less (whole units) if the queue cannot hold *queued* chunks."""
+    wanted = chunk * queued + rig.segments
+    held = rig.capacity(wanted, plain, single)
+    if held < wanted:
+        unit = _offload_unit(rig.size)
+        chunk = max(unit, (held * 3 // 4 // queued) // unit * unit)
+    return chunk
+
+
+def _run_gso(size, chunk, rounds):
+    rig = OffloadRig(size)
+    try:
+        # The stdlib's datagrams arrive one by one: the queue must hold a
+        # chunk of those (the others' arrive coalesced, taking less room).
+        chunk = _fitting_offload_chunk(rig, _offload_chunk(chunk, size), 1, single=True)
+        contenders = gso_contenders(rig)
+        times = measure_gso(rig, contenders, chunk, rounds)
+        single = measure_gso(rig, contenders, 1, rounds)
+    finally:
+        rig.close()
+    return _part(chunk, times, single)
+
+
+def _run_gro(size, chunk, rounds):
+    rig = OffloadRig(size, plain=True)
+    try:
+        contenders = gro_contenders(rig)
+        plain = sum(1 for _, on_plain in contenders.values() if on_plain)
+        chunk = _offload_chunk(chunk, size)
+        chunk = _fitting_offload_chunk(rig, chunk, len(contenders) - plain)
+        chunk = _fitting_offload_chunk(rig, chunk, plain, plain=True)
+        times = measure_gro(rig, contenders, chunk, rounds)
+    finally:
+        rig.close()
+    return _part(chunk, times)
+
+
+def offload_unavailable(part, size=64):
+    """Why *part* (gso or gro) cannot run here, or None if it can."""
+    features = _batch.batch_features()
+    if size < 1:
+        return "segmented sends need datagrams of at least 1 byte"
+    if not features["gso_available"]:
+        return "segmented sends (UDP_SEGMENT) are not available on this system"
+    if features["gso_forced_off"]:
+        return "segmented sends are switched off (HOTSOCK_NO_GSO)"
+    if part == "gro":
+        if not features["gro_available"]:
+            return "coalesced receives (UDP_GRO) are not available on this system"
+        if features["gro_forced_off"]:
+            return "coalesced receives are switched off (HOTSOCK_NO_GRO)"
+    return None
+
+
+def run(size=64, chunk=1024, rounds=30, parts=PARTS, loop_chunk=LOOP_CHUNK,
+        offload_chunk=OFFLOAD_CHUNK):
     """Run the benchmark; return a report dict (see ``--json``).
 
-    *chunk* is for the recv and send parts, *loop_chunk* for capture and echo.
+    *chunk* is for the recv and send parts, *loop_chunk* for capture and
+    echo, *offload_chunk* for gso and gro.
     """
     report = {"size": size, "rounds": rounds, "batch": BATCH, "recv_bufsize": RECV_SIZE,
-              "parts": {}, "ratios": []}
+              "parts": {}, "ratios": [], "skipped": {}}
     results = report["parts"]
     if "recv" in parts or "send" in parts:
         rig = Rig(size)
@@ -460,6 +737,13 @@ def run(size=64, chunk=1024, rounds=30, parts=PARTS, loop_chunk=LOOP_CHUNK):
         results["capture"] = _run_capture(size, loop_chunk, rounds)
     if "echo" in parts:
         results["echo"] = _run_echo(size, loop_chunk, rounds)
+    for part, runner in (("gso", _run_gso), ("gro", _run_gro)):
+        if part in parts:
+            why = offload_unavailable(part, size)
+            if why is None:
+                results[part] = runner(size, offload_chunk, rounds)
+            else:
+                report["skipped"][part] = why
     for part, a, b, target in TARGETS:
         rates = results.get(part, {}).get("rates", {})
         if a in rates and b in rates:
@@ -478,6 +762,13 @@ _TABLES = {
     "echo": ("echo: each contender echoes a chunk queued on the server socket back to "
              "the client (hotsock.echo(sock, count=chunk))",
              ("stdlib echo loop", "C echo loop")),
+    "gso": ("gso: each contender sends its chunk as segmented sends of 64 datagrams "
+            "(UDP_SEGMENT) -- the stdlib one by one -- to a receiver emptied after each turn",
+            ("stdlib sendto", "C GSO send loop")),
+    "gro": ("gro: each contender drains its chunk, queued beforehand as coalesced buffers "
+            "of 64 datagrams (UDP_GRO; 64 buffers of 64 KiB per call) -- the stdlib one by "
+            "one from a socket without UDP_GRO, filled the same way",
+            ("stdlib recvfrom", "C GRO recv loop")),
 }
 
 
@@ -487,6 +778,9 @@ def format_report(report):
              f"receive buffers of {report['recv_bufsize']} bytes (hotsock.capture and "
              f"hotsock.echo: their defaults)", ""]
     for part, (title, bases) in _TABLES.items():
+        if part in report.get("skipped", {}):
+            lines.append(f"{part}: skipped: {report['skipped'][part]}")
+            lines.append("")
         if part not in report["parts"]:
             continue
         result = report["parts"][part]
@@ -521,19 +815,23 @@ def main(argv=None):
     parser.add_argument("--loop-chunk", type=int, default=LOOP_CHUNK,
                         help="datagrams per contender per round, capture and echo "
                              f"(one call of the hot loop; default {LOOP_CHUNK})")
+    parser.add_argument("--offload-chunk", type=int, default=OFFLOAD_CHUNK,
+                        help="datagrams per contender per round, gso and gro (rounded down "
+                             f"to whole receive batches; default {OFFLOAD_CHUNK})")
     parser.add_argument("--rounds", type=int, default=30, help="rounds (default 30)")
     parser.add_argument("--only", choices=PARTS, help="run one part only")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.size <= RECV_SIZE:
         parser.error(f"--size must be between 0 and {RECV_SIZE}")
-    if any(c < BATCH or c % BATCH for c in (args.chunk, args.loop_chunk)) \
+    if any(c < BATCH or c % BATCH for c in (args.chunk, args.loop_chunk, args.offload_chunk)) \
             or not 1 <= args.rounds <= 10000:
-        parser.error(f"--chunk and --loop-chunk must be multiples of {BATCH}; "
+        parser.error(f"--chunk, --loop-chunk and --offload-chunk must be multiples of {BATCH}; "
                      "--rounds 1..10000")
     parts = (args.only,) if args.only else PARTS
     try:
-        report = run(args.size, args.chunk, args.rounds, parts, args.loop_chunk)
+        report = run(args.size, args.chunk, args.rounds, parts, args.loop_chunk,
+                     args.offload_chunk)
     except QueueShort as exc:
         print(f"hotsock bench: datagrams were lost on loopback ({exc}); "
               "try a smaller --chunk", file=sys.stderr)
