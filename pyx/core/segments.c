@@ -91,3 +91,40 @@ size_t hs_gso_join(struct mmsghdr *out, size_t m, struct iovec *joined)
     }
     return count;
 }
+
+static int stageable(const struct msghdr *h, size_t max_segment)
+{
+    return h->msg_iovlen > 1 && h->msg_iov[0].iov_len <= max_segment;
+}
+
+size_t hs_gso_stage_size(const struct mmsghdr *out, size_t m, size_t max_segment)
+{
+    size_t j, i, total = 0;
+    for (j = 0; j < m; j++) {
+        const struct msghdr *h = &out[j].msg_hdr;
+        if (stageable(h, max_segment))
+            for (i = 0; i < h->msg_iovlen; i++)
+                total += h->msg_iov[i].iov_len;
+    }
+    return total;
+}
+
+void hs_gso_stage(struct mmsghdr *out, size_t m, size_t max_segment,
+                  unsigned char *stage, struct iovec *joined)
+{
+    size_t j, i;
+    for (j = 0; j < m; j++) {
+        struct msghdr *h = &out[j].msg_hdr;
+        unsigned char *start = stage;
+        if (!stageable(h, max_segment))
+            continue;
+        for (i = 0; i < h->msg_iovlen; i++) {
+            memcpy(stage, h->msg_iov[i].iov_base, h->msg_iov[i].iov_len);
+            stage += h->msg_iov[i].iov_len;
+        }
+        joined[j].iov_base = start;
+        joined[j].iov_len = (size_t)(stage - start);
+        h->msg_iov = &joined[j];
+        h->msg_iovlen = 1;
+    }
+}

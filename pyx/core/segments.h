@@ -33,6 +33,16 @@ size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
  * many were joined. */
 size_t hs_gso_join(struct mmsghdr *out, size_t m, struct iovec *joined);
 
+/* Bytes hs_gso_stage would copy for out[0..m): messages of several
+ * datagrams of at most max_segment bytes each. */
+size_t hs_gso_stage_size(const struct mmsghdr *out, size_t m, size_t max_segment);
+
+/* Copy each such message's datagrams into *stage*, back to back, and give
+ * it the single iovec joined[j]: for small datagrams the kernel's cost per
+ * iovec outweighs one more copy.  *stage* holds hs_gso_stage_size bytes. */
+void hs_gso_stage(struct mmsghdr *out, size_t m, size_t max_segment,
+                  unsigned char *stage, struct iovec *joined);
+
 /* Give message *m* (iovecs already set) a segment size: for echoing a
  * coalesced buffer back as it came. */
 void hs_gso_attach(struct mmsghdr *m, char *control, uint16_t segment);

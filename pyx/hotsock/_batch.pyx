@@ -16,17 +16,19 @@ import os
 from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE,
     PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES)
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS, EIO, EINVAL, EOPNOTSUPP
 from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.string cimport memset
 
 from includes.compat cimport (
     mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE,
     HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL, SOL_UDP, HS_UDP_GRO, HS_UDP_SEGMENT,
     HS_GRO_MAX_SEGMENTS, HS_GSO_MAX_SEGMENTS, HS_GSO_MAX_BYTES)
 from includes.core cimport (
-    HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_gso_build, hs_rx_meta)
+    HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_gso_build, hs_gso_stage,
+    hs_gso_stage_size, hs_rx_meta)
 from includes.netinet cimport INET6_ADDRSTRLEN, inet_ntop
 from includes.socket cimport (
     iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, recvmsg, sendmsg, setsockopt,
@@ -97,6 +99,8 @@ cdef bint USE_GRO = GRO_AVAILABLE and not GRO_FORCED_OFF
 # Segments any path with an MTU of 1500 carries whole (IPv4/IPv6 and UDP headers).
 cdef size_t SAFE_SEGMENT_V4 = 1472
 cdef size_t SAFE_SEGMENT_V6 = 1452
+# Segmented sends of datagrams up to this size are copied into one buffer.
+cdef size_t STAGED_SEGMENT = 1024
 cdef bint MMSG_FORCED_OFF = os.environ.get("HOTSOCK_NO_MMSG", "") not in ("", "0")
 cdef bint USE_MMSG = MMSG_AVAILABLE and not MMSG_FORCED_OFF
 
@@ -585,6 +589,86 @@ cdef int _destination(AddressCache cache, int family, object addr,
     return 0
 
 
+cdef class _SendScratch:
+    """The arrays one send_batch call works in, kept for the next call: a
+    call allocating a few hundred KiB would have the allocator map and unmap
+    them each time (page faults on every call).  Taken from and returned to
+    a small pool under the GIL, so concurrent calls never share one."""
+    cdef Py_ssize_t capacity
+    cdef Py_buffer *views
+    cdef iovec *iovs
+    cdef mmsghdr *msgs
+    cdef sockaddr_storage *names
+    cdef mmsghdr *groups
+    cdef uint32_t *datagrams
+    cdef char *control
+    cdef iovec *joined
+    cdef unsigned char *stage
+    cdef size_t stage_capacity
+
+    def __dealloc__(self):
+        self._free()
+
+    cdef void _free(self) noexcept:
+        PyMem_Free(self.views)
+        PyMem_Free(self.iovs)
+        PyMem_Free(self.msgs)
+        PyMem_Free(self.names)
+        PyMem_Free(self.groups)
+        PyMem_Free(self.datagrams)
+        PyMem_Free(self.control)
+        PyMem_Free(self.joined)
+        PyMem_Free(self.stage)
+        self.views = NULL
+        self.iovs = NULL
+        self.msgs = NULL
+        self.names = NULL
+        self.groups = NULL
+        self.datagrams = NULL
+        self.control = NULL
+        self.joined = NULL
+        self.stage = NULL
+        self.capacity = 0
+        self.stage_capacity = 0
+
+    cdef int reserve(self, Py_ssize_t n) except -1:
+        """Room for n datagrams, the used part zeroed."""
+        if n > self.capacity:
+            self._free()
+            self.views = <Py_buffer *>PyMem_Malloc(n * sizeof(Py_buffer))
+            self.iovs = <iovec *>PyMem_Malloc(n * sizeof(iovec))
+            self.msgs = <mmsghdr *>PyMem_Malloc(n * sizeof(mmsghdr))
+            self.names = <sockaddr_storage *>PyMem_Malloc(n * sizeof(sockaddr_storage))
+            self.groups = <mmsghdr *>PyMem_Malloc(n * sizeof(mmsghdr))
+            self.datagrams = <uint32_t *>PyMem_Malloc(n * sizeof(uint32_t))
+            self.control = <char *>PyMem_Malloc(n * HS_SEGMENT_CONTROL)
+            self.joined = <iovec *>PyMem_Malloc(n * sizeof(iovec))
+            if (self.views == NULL or self.iovs == NULL or self.msgs == NULL
+                    or self.names == NULL or self.groups == NULL or self.datagrams == NULL
+                    or self.control == NULL or self.joined == NULL):
+                self._free()
+                raise MemoryError()
+            self.capacity = n
+        memset(self.msgs, 0, n * sizeof(mmsghdr))
+        memset(self.groups, 0, n * sizeof(mmsghdr))
+        return 0
+
+    cdef unsigned char *staging(self, size_t length) except NULL:
+        if length > self.stage_capacity or self.stage == NULL:
+            PyMem_Free(self.stage)
+            self.stage = <unsigned char *>PyMem_Malloc(length or 1)
+            if self.stage == NULL:
+                self.stage_capacity = 0
+                raise MemoryError()
+            self.stage_capacity = length
+        return self.stage
+
+
+cdef list _scratch_pool = []
+# Scratch kept for reuse; more concurrent calls allocate their own.
+cdef Py_ssize_t SCRATCH_POOL = 4
+
+
 # Sockets whose kernel or device refused a segmented send (EIO, EINVAL,
 # EOPNOTSUPP), by descriptor, with the socket's inode so that a new socket
 # reusing the number starts afresh: their sends go one datagram at a time.
@@ -655,28 +739,23 @@ cdef Py_ssize_t _send_messages(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int 
     return total
 
 
-cdef Py_ssize_t _send_segmented(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int flags,
+cdef Py_ssize_t _send_segmented(SockInfo *info, _SendScratch scratch, Py_ssize_t n, int flags,
                                 size_t max_segment) except -1:
     """Send n datagrams as segmented sends where they group; the datagrams sent.
     A refusal is remembered for the socket and the rest go one by one."""
-    cdef mmsghdr *groups = <mmsghdr *>PyMem_Calloc(n, sizeof(mmsghdr))
-    cdef uint32_t *datagrams = <uint32_t *>PyMem_Calloc(n, sizeof(uint32_t))
-    cdef char *control = <char *>PyMem_Calloc(n, HS_SEGMENT_CONTROL)
-    cdef Py_ssize_t m, sent_messages, sent = 0
+    cdef mmsghdr *groups = scratch.groups
+    cdef Py_ssize_t m, sent = 0
     cdef int gso_error = 0
-    try:
-        if groups == NULL or datagrams == NULL or control == NULL:
-            raise MemoryError()
-        m = <Py_ssize_t>hs_gso_build(msgs, n, max_segment, groups, control, datagrams)
-        sent_messages = _send_messages(info, groups, m, flags, datagrams, &sent, &gso_error)
-        if gso_error:
-            refuse_gso(info.fd)
-            _send_messages(info, msgs + sent, n - sent, flags, NULL, &sent, &gso_error)
-        return sent
-    finally:
-        PyMem_Free(groups)
-        PyMem_Free(datagrams)
-        PyMem_Free(control)
+    m = <Py_ssize_t>hs_gso_build(scratch.msgs, n, max_segment, groups, scratch.control,
+                                 scratch.datagrams)
+    # Small datagrams: copied into one buffer per send (see hs_gso_stage).
+    hs_gso_stage(groups, m, STAGED_SEGMENT,
+                 scratch.staging(hs_gso_stage_size(groups, m, STAGED_SEGMENT)), scratch.joined)
+    _send_messages(info, groups, m, flags, scratch.datagrams, &sent, &gso_error)
+    if gso_error:
+        refuse_gso(info.fd)
+        _send_messages(info, scratch.msgs + sent, n - sent, flags, NULL, &sent, &gso_error)
+    return sent
 
 
 def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=None):
@@ -704,12 +783,13 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
     """
     cdef SockInfo info
     cdef Py_ssize_t n, i, acquired = 0, total = 0
-    cdef Py_buffer *views = NULL
-    cdef iovec *iovs = NULL
-    cdef mmsghdr *msgs = NULL
-    cdef sockaddr_storage *names = NULL
+    cdef Py_buffer *views
+    cdef iovec *iovs
+    cdef mmsghdr *msgs
+    cdef sockaddr_storage *names
     cdef socklen_t name_len = 0
     cdef AddressCache cache
+    cdef _SendScratch scratch
     cdef int gso_error = 0
     cdef size_t max_segment
     get_sock_info(sock, &info)
@@ -727,20 +807,13 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
             raise ValueError(f"{n} buffers but {PySequence_Fast_GET_SIZE(targets)} addresses")
     if n == 0:
         return 0
+    scratch = _scratch_pool.pop() if _scratch_pool else _SendScratch()
     try:
-        views = <Py_buffer *>PyMem_Calloc(n, sizeof(Py_buffer))
-        iovs = <iovec *>PyMem_Calloc(n, sizeof(iovec))
-        msgs = <mmsghdr *>PyMem_Calloc(n, sizeof(mmsghdr))
-        if views == NULL or iovs == NULL or msgs == NULL:
-            raise MemoryError()
+        scratch.reserve(n)
+        views, iovs, msgs, names = scratch.views, scratch.iovs, scratch.msgs, scratch.names
         cache = cache_of(sock)
-        if address is not None or addresses is not None:
-            names = <sockaddr_storage *>PyMem_Calloc(
-                n if addresses is not None else 1, sizeof(sockaddr_storage))
-            if names == NULL:
-                raise MemoryError()
-            if address is not None:
-                _destination(cache, info.family, address, &names[0], &name_len)
+        if address is not None:
+            _destination(cache, info.family, address, &names[0], &name_len)
         for i in range(n):
             PyObject_GetBuffer(<object>PySequence_Fast_GET_ITEM(items, i),
                                &views[i], PyBUF_SIMPLE)
@@ -754,7 +827,7 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
                              &names[i], &name_len)
                 msgs[i].msg_hdr.msg_name = &names[i]
                 msgs[i].msg_hdr.msg_namelen = name_len
-            elif names != NULL:
+            elif address is not None:
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
         flags = timeout_flags(info.timeout_ns, flags)
@@ -764,13 +837,11 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
                 max_segment = HS_GSO_MAX_BYTES
             else:
                 max_segment = SAFE_SEGMENT_V4 if info.family == AF_INET else SAFE_SEGMENT_V6
-            return _send_segmented(&info, msgs, n, flags, max_segment)
+            return _send_segmented(&info, scratch, n, flags, max_segment)
         _send_messages(&info, msgs, n, flags, NULL, &total, &gso_error)
         return total
     finally:
         for i in range(acquired):
-            PyBuffer_Release(&views[i])
-        PyMem_Free(views)
-        PyMem_Free(iovs)
-        PyMem_Free(msgs)
-        PyMem_Free(names)
+            PyBuffer_Release(&scratch.views[i])
+        if len(_scratch_pool) < SCRATCH_POOL:
+            _scratch_pool.append(scratch)

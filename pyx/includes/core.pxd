@@ -67,3 +67,6 @@ cdef extern from "core/segments.h" nogil:
                         mmsghdr *out, char *control, uint32_t *datagrams)
     size_t hs_gso_join(mmsghdr *out, size_t m, iovec *joined)
     void hs_gso_attach(mmsghdr *m, char *control, uint16_t segment)
+    size_t hs_gso_stage_size(const mmsghdr *out, size_t m, size_t max_segment)
+    void hs_gso_stage(mmsghdr *out, size_t m, size_t max_segment,
+                      unsigned char *stage, iovec *joined)
