@@ -173,7 +173,7 @@ def _uvloop_installed():
 CONTENDERS = {
     "recv": {"stdlib recvfrom", "stdlib recv_into", "hotsock recvfrom", "hotsock recv_into",
              "hotsock recv_batch", "C recvfrom loop", "C recvmmsg loop"},
-    "send": {"stdlib sendto", "hotsock sendto", "hotsock send_batch", "C sendto loop",
+    "send": {"stdlib sendto", "hotsock sendto", "hotsock send_batch", "hotsock send_batch auto", "C sendto loop",
              "C sendmmsg loop"},
     "capture": {"hotsock capture", "hotsock capture pcapng", "C recvmmsg loop"},
     "echo": {"hotsock echo", "stdlib echo loop", "C echo loop"}
