@@ -27,8 +27,10 @@ cdef struct BatchSlots:
     bint gro                        # buffers may hold several coalesced datagrams
     Py_ssize_t capacity             # entries: count, or count * HS_GRO_MAX_SEGMENTS with gro
     Py_ssize_t entries              # datagrams in the last receive
-    Py_ssize_t *offsets             # gro: where each datagram starts in the arena
     uint32_t *slot_of               # gro: the buffer each datagram came in
+    Py_ssize_t *first               # gro: each buffer's first datagram
+    Py_ssize_t *segment             # gro: each buffer's datagram size (the last may be shorter)
+    bint entry_meta_ready           # gro: flags and timestamps filled per datagram
     char *arena
     mmsghdr *msgs
     iovec *iovs
@@ -36,9 +38,9 @@ cdef struct BatchSlots:
     char *control                   # control_space bytes per slot
     Py_ssize_t control_space
     hs_rx_meta *meta
-    uint32_t *lengths               # these three per datagram (entry)
-    int32_t *flags
-    int64_t *timestamps
+    uint32_t *lengths               # these three per datagram (entry); with gro,
+    int32_t *flags                  # flags and timestamps only once asked for
+    int64_t *timestamps             # (slots_entry_meta), being the buffer's
     Py_ssize_t dirty                # slots the kernel may have rewritten
     hs_rx_drops drops
     int deferred_errno              # recvmsg fallback: an error met after datagrams
@@ -60,9 +62,20 @@ cdef int refuse_gso(int fd) except -1
 cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil
 
 
-# Datagram i of the last receive: its bytes, and the buffer it came in.
+# With gro: fill the per-datagram flags and timestamps from their buffers'.
+cdef void slots_entry_meta(BatchSlots *s) noexcept nogil
+
+
+# Datagram i of the last receive: its bytes, flags, and the buffer it came in.
 cdef inline char *entry_data(BatchSlots *s, Py_ssize_t i) noexcept nogil:
-    return s.arena + (s.offsets[i] if s.gro else i * s.size)
+    cdef Py_ssize_t b
+    if not s.gro:
+        return s.arena + i * s.size
+    b = s.slot_of[i]
+    return s.arena + b * s.size + (i - s.first[b]) * s.segment[b]
+
+cdef inline int entry_flags(BatchSlots *s, Py_ssize_t i) noexcept nogil:
+    return s.msgs[s.slot_of[i]].msg_hdr.msg_flags if s.gro else s.flags[i]
 
 cdef inline Py_ssize_t entry_slot(BatchSlots *s, Py_ssize_t i) noexcept nogil:
     return s.slot_of[i] if s.gro else i

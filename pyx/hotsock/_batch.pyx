@@ -208,10 +208,20 @@ cdef void slots_prepare(BatchSlots *s) noexcept nogil:
     s.dirty = s.count
 
 
+cdef void slots_entry_meta(BatchSlots *s) noexcept nogil:
+    cdef Py_ssize_t i, b
+    if not s.gro or s.entry_meta_ready:
+        return
+    for i in range(s.entries):
+        b = s.slot_of[i]
+        s.flags[i] = s.msgs[b].msg_hdr.msg_flags
+        s.timestamps[i] = s.meta[b].timestamp_ns
+    s.entry_meta_ready = True
+
+
 cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i, k = 0, offset, end, segment
+    cdef Py_ssize_t i, j, k = 0, last, segment
     cdef uint32_t length
-    cdef int32_t msg_flags
     cdef hs_rx_meta *meta
     if not s.gro:
         for i in range(n):
@@ -226,24 +236,30 @@ cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
         meta = &s.meta[i]
         hs_control_parse(&s.msgs[i].msg_hdr, meta, &s.drops)
         length = s.msgs[i].msg_len
-        msg_flags = s.msgs[i].msg_hdr.msg_flags
         segment = meta.gro_size
-        offset = i * s.size
         if segment <= 0 or segment >= length or length > <uint32_t>s.size:
             # One datagram -- or, with MSG_CTRUNC, a buffer whose segment size
             # may have been lost: flagged, never split by guesswork.
-            segment = length if length > 0 else 1
-        end = offset + (length if length <= <uint32_t>s.size else s.size)
-        while True:
-            s.offsets[k] = offset
+            s.first[i] = k
+            s.segment[i] = length
             s.slot_of[k] = <uint32_t>i
-            s.lengths[k] = <uint32_t>min(segment, end - offset) if length <= <uint32_t>s.size else length
-            s.flags[k] = msg_flags
-            s.timestamps[k] = meta.timestamp_ns
+            s.lengths[k] = length
             k += 1
-            offset += segment
-            if offset >= end:
-                break
+            continue
+        # Only what every datagram needs is stored here (this loop runs at
+        # tens of millions of datagrams a second); offsets are worked out
+        # from the buffer's, flags and timestamps filled when asked for.
+        s.first[i] = k
+        s.segment[i] = segment
+        last = (length - 1) // segment         # datagrams before the last one
+        for j in range(k, k + last):           # a counted loop: the compiler vectorizes it
+            s.slot_of[j] = <uint32_t>i
+            s.lengths[j] = <uint32_t>segment
+        k += last
+        s.slot_of[k] = <uint32_t>i
+        s.lengths[k] = <uint32_t>(length - last * segment)
+        k += 1
+    s.entry_meta_ready = False
     s.dirty = n
     s.entries = k
     return k
@@ -314,9 +330,10 @@ cdef class RecvBatch:
         s.gro = gro
         s.capacity = self.capacity
         if gro:
-            s.offsets = <Py_ssize_t *>PyMem_Calloc(self.capacity, sizeof(Py_ssize_t))
             s.slot_of = <uint32_t *>PyMem_Calloc(self.capacity, sizeof(uint32_t))
-            if s.offsets == NULL or s.slot_of == NULL:
+            s.first = <Py_ssize_t *>PyMem_Calloc(count, sizeof(Py_ssize_t))
+            s.segment = <Py_ssize_t *>PyMem_Calloc(count, sizeof(Py_ssize_t))
+            if s.slot_of == NULL or s.first == NULL or s.segment == NULL:
                 raise MemoryError()
         s.arena = self._arena.ptr
         s.lengths = <uint32_t *>self._lengths.ptr
@@ -344,8 +361,9 @@ cdef class RecvBatch:
         pass            # everything is set up (and checked) in __cinit__
 
     def __dealloc__(self):
-        PyMem_Free(self.slots.offsets)
         PyMem_Free(self.slots.slot_of)
+        PyMem_Free(self.slots.first)
+        PyMem_Free(self.slots.segment)
         PyMem_Free(self.slots.msgs)
         PyMem_Free(self.slots.iovs)
         PyMem_Free(self.slots.names)
@@ -420,7 +438,7 @@ cdef class RecvBatch:
     def truncated(self, Py_ssize_t i):
         """True if datagram *i* was longer than the slot and was cut."""
         i = self._index(i)
-        return bool(self.slots.flags[i] & MSG_TRUNC)
+        return bool(entry_flags(&self.slots, i) & MSG_TRUNC)
 
     @property
     def lengths(self):
@@ -430,12 +448,14 @@ cdef class RecvBatch:
     @property
     def flags(self):
         """``msg_flags`` of each datagram (MSG_TRUNC, MSG_CTRUNC): an ``int32`` memoryview."""
+        slots_entry_meta(&self.slots)
         return self._flags.view(self._received)
 
     @property
     def timestamps(self):
         """Kernel receive time of each datagram in ns since the epoch (``SO_TIMESTAMPNS``;
         0 where the socket did not ask for it): an ``int64`` memoryview."""
+        slots_entry_meta(&self.slots)
         return self._timestamps.view(self._received)
 
     @property

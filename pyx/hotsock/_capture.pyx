@@ -18,7 +18,8 @@ from includes.core cimport (
 from includes.netinet cimport sockaddr_in, sockaddr_in6, ntohs
 from includes.socket cimport (
     AF_INET, AF_INET6, MSG_CTRUNC, MSG_TRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname)
-from hotsock._batch cimport BatchSlots, RecvBatch, entry_data, entry_length, entry_slot
+from hotsock._batch cimport (
+    BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
 from hotsock._loop cimport Run, receive_ready
 from hotsock._syscall cimport raise_errno
 
@@ -99,7 +100,7 @@ cdef class CaptureFile:
                             break
                         stamp = 0
                         for i in range(n):
-                            if s.gro and s.flags[i] & MSG_CTRUNC:
+                            if s.gro and entry_flags(s, i) & MSG_CTRUNC:
                                 continue    # segment size unknown: counted, not guessed
                             slot = entry_slot(s, i)
                             meta = &s.meta[slot]

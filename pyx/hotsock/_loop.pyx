@@ -27,7 +27,7 @@ from includes.core cimport hs_seq_tracker, hs_seq_totals, hs_seq_init, hs_seq_ac
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
 from includes.socket cimport MSG_CTRUNC, MSG_DONTWAIT, MSG_TRUNC
 from hotsock._batch cimport (
-    BatchSlots, entry_data, entry_length, mmsg_send, slots_finish, slots_receive)
+    BatchSlots, entry_data, entry_flags, entry_length, mmsg_send, slots_finish, slots_receive)
 
 from hotsock._stats import LoopStats
 
@@ -197,9 +197,9 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
     n = slots_finish(s, n)          # now datagrams: coalesced buffers are split
     for i in range(n):
         run.c.received_bytes += s.lengths[i]
-        if s.flags[i] & MSG_TRUNC:
+        if entry_flags(s, i) & MSG_TRUNC:
             run.c.truncated += 1
-        if s.flags[i] & MSG_CTRUNC:
+        if entry_flags(s, i) & MSG_CTRUNC:
             run.c.ctruncated += 1
         if run.seq != NULL:
             hs_seq_account(run.seq, <unsigned char *>entry_data(s, i),
