@@ -35,7 +35,7 @@ MODULES = {
     "_capture": ["pyx/core/pcap.c"],
     "_echo": ["pyx/core/segments.c"],
     "_blast": ["pyx/core/sequence.c", "pyx/core/segments.c"],
-    "_reference": ["pyx/reference/loops.c"],
+    "_reference": ["pyx/reference/loops.c", "pyx/core/pcap.c"],
 }
 
 compile_args = ["-O0", "-g3"] if DEBUG else ["-O2"]

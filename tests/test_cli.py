@@ -175,7 +175,7 @@ CONTENDERS = {
              "hotsock recv_batch", "C recvfrom loop", "C recvmmsg loop"},
     "send": {"stdlib sendto", "hotsock sendto", "hotsock send_batch", "hotsock send_batch auto", "C sendto loop",
              "C sendmmsg loop"},
-    "capture": {"hotsock capture", "hotsock capture pcapng", "C recvmmsg loop"},
+    "capture": {"hotsock capture", "hotsock capture pcapng", "C capture loop", "C recvmmsg loop"},
     "echo": {"hotsock echo", "stdlib echo loop", "C echo loop"}
     | ({"uvloop echo"} if _uvloop_installed() else set()),
 }

@@ -14,6 +14,7 @@ from hotsock._syscall cimport raise_errno
 cdef extern from "reference/loops.h" nogil:
     long long hs_ref_recvfrom(int fd, long long total, size_t size)
     long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size)
+    long long hs_ref_capture(int fd, int out_fd, long long total, int batch, size_t size)
     long long hs_ref_sendto(int fd, const sockaddr *to, socklen_t to_len,
                             long long total, size_t size)
     long long hs_ref_sendmmsg(int fd, const sockaddr *to, socklen_t to_len,
@@ -47,6 +48,17 @@ def recvmmsg_loop(sock, long long total, int batch=64, size_t size=2048):
     get_sock_info(sock, &info)
     with nogil:
         n = hs_ref_recvmmsg(info.fd, total, batch, size)
+    return _checked(n)
+
+
+def capture_loop(sock, int out_fd, long long total, int batch=64, size_t size=65535):
+    """A C capture: recvmmsg with SO_TIMESTAMPNS, each datagram written to
+    descriptor *out_fd* as a pcap record (the writer hotsock.capture uses)."""
+    cdef SockInfo info
+    cdef long long n
+    get_sock_info(sock, &info)
+    with nogil:
+        n = hs_ref_capture(info.fd, out_fd, total, batch, size)
     return _checked(n)
 
 

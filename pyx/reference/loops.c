@@ -11,6 +11,12 @@
 #  define _GNU_SOURCE   /* recvmmsg, sendmmsg and struct mmsghdr in glibc */
 #endif
 #include "loops.h"
+#include "core/pcap.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <time.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -60,6 +66,22 @@ long long hs_ref_recvfrom(int fd, long long total, size_t size)
     return (done || total == 0) ? done : -errno;
 }
 
+static void endpoint_of(const struct sockaddr_storage *sa, hs_endpoint *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+        e->family = AF_INET;
+        memcpy(e->addr, &v4->sin_addr, 4);
+        e->port = ntohs(v4->sin_port);
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+        e->family = AF_INET6;
+        memcpy(e->addr, &v6->sin6_addr, 16);
+        e->port = ntohs(v6->sin6_port);
+    }
+}
+
 long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size)
 {
     struct mmsghdr msgs[REF_MAX_BATCH];
@@ -86,6 +108,69 @@ long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size)
         }
         done += n;
     }
+    free(arena);
+    return (done || total == 0) ? done : -errno;
+}
+
+/* What a C programmer would write to capture: recvmmsg with the kernel's
+ * receive timestamps (SO_TIMESTAMPNS), each datagram written as a pcap
+ * record with pyx/core/pcap.c, the writer hotsock.capture uses too.  The
+ * socket is bound to one address, so the destination is that address. */
+long long hs_ref_capture(int fd, int out_fd, long long total, int batch, size_t size)
+{
+    struct mmsghdr msgs[REF_MAX_BATCH];
+    struct iovec iovs[REF_MAX_BATCH];
+    struct sockaddr_storage names[REF_MAX_BATCH];
+    static char control[REF_MAX_BATCH][64];
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof(local);
+    hs_endpoint src, dst;
+    hs_pcap_writer w;
+    char *arena;
+    long long done = 0;
+    int i, n, want, on = 1;
+    if (batch < 1 || batch > REF_MAX_BATCH)
+        return -EINVAL;
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0
+            || getsockname(fd, (struct sockaddr *)&local, &local_len) < 0)
+        return -errno;
+    endpoint_of(&local, &dst);
+    arena = malloc((size_t)batch * (size ? size : 1));
+    if (!arena)
+        return -ENOMEM;
+    if (hs_pcap_open(&w, out_fd, HS_PCAP, 262144, 1 << 20) < 0) {
+        free(arena);
+        return -errno;
+    }
+    setup_msgs(msgs, iovs, arena, batch, size, names, sizeof(names[0]), sizeof(names[0]));
+    while (done < total) {
+        want = total - done < batch ? (int)(total - done) : batch;
+        for (i = 0; i < want; i++) {
+            msgs[i].msg_hdr.msg_namelen = sizeof(names[i]);
+            msgs[i].msg_hdr.msg_control = control[i];
+            msgs[i].msg_hdr.msg_controllen = sizeof(control[i]);
+        }
+        n = hs_recvmmsg(fd, msgs, (unsigned int)want, MSG_WAITFORONE | MSG_TRUNC);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            struct cmsghdr *c;
+            struct timespec ts = {0, 0};
+            size_t have = msgs[i].msg_len < size ? msgs[i].msg_len : size;
+            for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
+                    memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+            endpoint_of(&names[i], &src);
+            hs_pcap_write(&w, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, &src, &dst,
+                          (unsigned char *)iovs[i].iov_base, have, msgs[i].msg_len);
+        }
+        done += n;
+    }
+    hs_pcap_flush(&w);
+    hs_pcap_free(&w);
     free(arena);
     return (done || total == 0) ? done : -errno;
 }

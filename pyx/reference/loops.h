@@ -6,6 +6,7 @@
 
 long long hs_ref_recvfrom(int fd, long long total, size_t size);
 long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size);
+long long hs_ref_capture(int fd, int out_fd, long long total, int batch, size_t size);
 long long hs_ref_sendto(int fd, const struct sockaddr *to, socklen_t to_len,
                         long long total, size_t size);
 long long hs_ref_sendmmsg(int fd, const struct sockaddr *to, socklen_t to_len,
