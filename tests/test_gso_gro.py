@@ -22,7 +22,10 @@ pytestmark = pytest.mark.skipif(
     not (hotsock.features()["gso_available"] and hotsock.features()["gro_available"]),
     reason="UDP_SEGMENT/UDP_GRO are not available here (Linux >= 5.0)")
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The hotsock being tested, for subprocesses too: an in-place build or the installed one.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 SO_NO_CHECK = 11        # Linux: no UDP checksums -- which makes the kernel refuse GSO
 
 
@@ -207,7 +210,7 @@ def test_forced_off_by_environment():
             "print(f['gso_forced_off'], f['gro_forced_off'], n, got,"
             " _batch.gso_usable(tx.fileno(), tx.family))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "PYTHONPATH": SRC,
+                         timeout=60, env={**ENV,
                                           "HOTSOCK_NO_GSO": "1", "HOTSOCK_NO_GRO": "1"})
     assert out.stdout.split() == ["True", "True", "8", "8", "False"], out.stderr
 

@@ -19,7 +19,10 @@ import hotsock
 from cpeers import cpeers  # noqa: F401  (a fixture)
 from pcapfiles import read_capture, read_isb, tshark_fields
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# The hotsock being tested, for subprocesses too: an in-place build or the installed one.
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 
 def udp(family=socket.AF_INET, host="127.0.0.1", cls=hotsock.socket):
@@ -380,7 +383,7 @@ def test_hard_kill_leaves_whole_records(tmp_path, fmt):
     path = tmp_path / f"kill.{fmt}"
     proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path), fmt],
                             stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": SRC})
+                            env=ENV)
     try:
         port = int(proc.stdout.readline())
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

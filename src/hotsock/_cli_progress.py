@@ -137,8 +137,8 @@ class RichDisplay(NoDisplay):
     active = True
 
     def __init__(self, kind, stream):
-        from rich.console import Console
-        from rich.live import Live
+        from rich.console import Console  # type: ignore[import-not-found]
+        from rich.live import Live  # type: ignore[import-not-found]
         self.kind = kind
         self.console = Console(file=stream)
         # transient: the table goes away at the end, the closing lines stay.
@@ -146,7 +146,7 @@ class RichDisplay(NoDisplay):
         self.started = False
 
     def _table(self, total, pps, bps, workers):
-        from rich.table import Table
+        from rich.table import Table  # type: ignore[import-not-found]
         table = Table(title=f"hotsock {self.kind}", title_justify="left", box=None,
                       header_style="bold")
         columns = ["", "elapsed", NOUNS[self.kind], "pkt/s", "Mbit/s"]

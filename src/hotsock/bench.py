@@ -319,7 +319,7 @@ class _UvloopEcho:
 
 def _uvloop():
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found]
     except ImportError:
         return None
     return uvloop
