@@ -198,7 +198,7 @@ def test_bench_json_reports_every_contender_and_ratio():
     for part in ("capture", "echo"):
         times = report["parts"][part]["one_datagram_us"]
         assert set(times) == CONTENDERS[part] and all(t > 0 for t in times.values())
-    assert len(report["ratios"]) == 10 + _uvloop_installed() + offload
+    assert len(report["ratios"]) == 9 + _uvloop_installed() + offload
     assert report["rounds"] == 2
 
 
