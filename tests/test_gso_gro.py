@@ -391,3 +391,48 @@ def test_across_veth(network, size):
     assert sent.stdout.split() == [str(count)], sent.stderr
     out, err = receiver.communicate(timeout=20)
     assert out.split() == [str(count), str(count * size), "True", "True"], err
+
+
+# --- review findings ---------------------------------------------------------------------
+
+def _raw_segmented_send(tx, payload, segment, address):
+    """A segmented send built by hand (as a C program would): any segment count."""
+    tx.sendmsg([payload], [(socket.IPPROTO_UDP, 103, segment.to_bytes(2, sys.byteorder))],
+               0, address)
+
+
+def test_a_buffer_of_128_segments_fits():
+    """Since Linux 6.11 a local segmented send may carry 128 datagrams, and it
+    reaches a GRO socket whole: the batch has room for them all."""
+    rx, batch = coalesced_receiver()
+    tx = udp(cls=socket.socket)
+    one = hotsock.RecvBatch(1, gro=True)
+    prime(rx, one)
+    payload = b"".join(bytes([i]) * 10 for i in range(128))
+    try:
+        _raw_segmented_send(tx, payload, 10, rx.getsockname())
+    except OSError:
+        pytest.skip("this kernel takes at most 64 segments per send")
+    assert one.capacity >= 128
+    assert rx.recv_batch(one) == 128
+    assert [bytes(p) for p, _ in one] == [bytes([i]) * 10 for i in range(128)]
+    rx.close()
+    tx.close()
+
+
+def test_loops_put_udp_gro_back_as_it_was():
+    """After echo (GRO on by default), the caller's own recvfrom gets datagrams,
+    not coalesced buffers."""
+    rx, tx = udp(), udp()
+    assert rx.getsockopt(socket.IPPROTO_UDP, 104) == 0
+    thread = threading.Thread(target=lambda: hotsock.echo(rx, count=1, idle=5))
+    thread.start()
+    import time
+    time.sleep(0.1)
+    tx.sendto(b"x", rx.getsockname())
+    thread.join()
+    assert rx.getsockopt(socket.IPPROTO_UDP, 104) == 0
+    tx.send_batch([b"a" * 100] * 10, rx.getsockname(), gso=True)
+    assert [len(rx.recvfrom(65535)[0]) for _ in range(10)] == [100] * 10
+    rx.close()
+    tx.close()

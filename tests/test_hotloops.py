@@ -664,3 +664,50 @@ def test_kernel_drops_meminfo_and_proc_agree(monkeypatch):
     monkeypatch.setattr(hotsock._hotloops, "SO_MEMINFO", None)     # the /proc path
     assert hotsock.kernel_drops(rx) == fast > 0
     rx.close()
+
+
+def test_receiver_joining_a_stream_late_counts_no_loss(pair):
+    """Sequence numbers count from the first datagram a receiver sees."""
+    rx, tx = pair
+    stream = [header(9, seq) for seq in range(100, 200)]
+    thread = send_later(tx, stream, rx.getsockname())
+    stats = hotsock.capture(rx, lambda batch: None, count=100, idle=5)
+    thread.join()
+    assert (stats.sequenced, stats.lost, stats.duplicated, stats.reordered) == (100, 0, 0, 0)
+
+
+def test_signals_never_escape_and_handlers_are_restored(pair):
+    """Signals arriving at any moment -- while handlers are installed, after the
+    loop, during clean-up -- end a run cleanly or not at all, never raise, and
+    the caller's handler is back afterwards."""
+    rx, _ = pair
+
+    def ours(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGINT, ours)
+    blaster = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    alarm = signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    try:
+        outcomes = set()
+        for _ in range(3000):
+            stats = hotsock.blast(blaster, rx.getsockname(), count=1, sequence=False)
+            outcomes.add(stats.stopped)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, alarm)
+        current = signal.signal(signal.SIGINT, previous)
+    assert outcomes <= {"count", "signal"} and "signal" in outcomes
+    assert current is ours                  # not a handler of hotsock's left behind
+    blaster.close()
+
+
+def test_non_socket_descriptor_leaks_nothing():
+    fd = os.open(os.devnull, os.O_RDONLY)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(OSError):
+            hotsock.echo(fd, count=1)
+    assert len(os.listdir("/proc/self/fd")) == before
+    os.close(fd)

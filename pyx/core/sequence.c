@@ -102,7 +102,10 @@ void hs_seq_account(hs_seq_tracker *t, const unsigned char *payload, size_t leng
         t->untracked++;
         return;
     }
+    /* Counted from the first datagram seen: a receiver that starts (or
+     * starts again) in the middle of a stream has lost nothing before it. */
     t->stream[t->streams].id = id;
+    t->stream[t->streams].next = seq;
     account(&t->stream[t->streams++], seq);
 }
 

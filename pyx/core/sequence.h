@@ -28,7 +28,7 @@ int hs_seq_parse(const unsigned char *payload, size_t length,
 
 typedef struct {
     uint32_t id;
-    uint64_t next;                          /* highest sequence seen + 1 */
+    uint64_t next;                          /* highest sequence seen + 1 (from the first seen) */
     uint64_t gaps;                          /* sequence numbers skipped over so far */
     uint64_t late;                          /* skipped ones that arrived afterwards */
     uint64_t duplicated;

@@ -237,9 +237,14 @@ cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
         hs_control_parse(&s.msgs[i].msg_hdr, meta, &s.drops)
         length = s.msgs[i].msg_len
         segment = meta.gro_size
-        if segment <= 0 or segment >= length or length > <uint32_t>s.size:
+        if (segment <= 0 or segment >= length or length > <uint32_t>s.size
+                or k + (length - 1) // segment + 1 > s.capacity):
             # One datagram -- or, with MSG_CTRUNC, a buffer whose segment size
-            # may have been lost: flagged, never split by guesswork.
+            # may have been lost: flagged, never split by guesswork.  (More
+            # segments than the batch has room for -- past any kernel's limit
+            # -- are not split either, and flagged the same way.)
+            if segment > 0 and segment < length and length <= <uint32_t>s.size:
+                s.msgs[i].msg_hdr.msg_flags |= MSG_CTRUNC
             s.first[i] = k
             s.segment[i] = length
             s.slot_of[k] = <uint32_t>i
@@ -290,7 +295,7 @@ cdef class RecvBatch:
     buffers back into datagrams at the segment size the kernel reports:
     ``len(batch)``, indexing, iteration, ``lengths``, ``flags``,
     ``timestamps``, ``address(i)`` all count datagrams (up to ``capacity``,
-    64 per buffer), still without copying.  A buffer whose control data was
+    128 per buffer), still without copying.  A buffer whose control data was
     cut (``MSG_CTRUNC`` in its datagram's ``flags``) has lost its segment
     size: it stays one flagged entry, never guessed apart.
 
@@ -696,14 +701,15 @@ cdef dict _gso_refused = {}
 
 
 cdef bint _gso_refused_for(int fd) except -1:
-    if not _gso_refused or fd not in _gso_refused:
+    inode = _gso_refused.get(fd) if _gso_refused else None
+    if inode is None:
         return False
-    try:
-        if os.fstat(fd).st_ino == _gso_refused[fd]:
+    try:                    # fstat releases the GIL: another thread may change the dict
+        if os.fstat(fd).st_ino == inode:
             return True
     except OSError:
         pass
-    del _gso_refused[fd]
+    _gso_refused.pop(fd, None)
     return False
 
 

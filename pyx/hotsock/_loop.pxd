@@ -32,6 +32,7 @@ cdef class Run:
     cdef object progress
     cdef public object stopped      # why the run ended
     cdef public object signal
+    cdef readonly list signals      # noted by the wrappers' signal handlers
     cdef uint64_t drops_baseline
 
     cdef uint64_t remaining(self) noexcept nogil

@@ -7,12 +7,14 @@ limit may have been reached.  ``check`` runs the Python signal handlers
 (PEP 475, as the syscall helper does), reports progress, and decides
 whether to stop: by count, duration, idle time or a signal.
 
-Stopping on a signal: the Python wrappers install handlers that raise
-:class:`SignalStop`; ``check`` turns that into a clean end of the run
-(``stopped == "signal"``) so that files are completed and statistics
-returned.  Any other exception from a handler (``KeyboardInterrupt`` when
-the wrapper was told to leave handlers alone) propagates after the loop has
-completed its file.
+Stopping on a signal: the Python wrappers install handlers that only note
+the signal in the run's ``signals`` list (a handler that raised could do so
+anywhere in the wrapper -- between installing and restoring handlers, while
+a file is completed -- and escape); ``check`` sees the note and ends the run
+cleanly (``stopped == "signal"``) so that files are completed and statistics
+returned.  An exception from a handler of the caller's own
+(``KeyboardInterrupt`` when the wrapper was told to leave handlers alone)
+propagates after the loop has completed its file.
 """
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
@@ -34,14 +36,6 @@ from hotsock._stats import LoopStats
 # How long the loop may run without the GIL before it checks for signals and
 # limits; a wait for data is cut to this too.
 cdef int64_t CHECK_NS = 50_000_000
-
-
-class SignalStop(BaseException):
-    """Raised by the loops' signal handlers: end the run cleanly."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
 
 
 cdef class Run:
@@ -67,6 +61,7 @@ cdef class Run:
         self.next_progress_ns = self.start_ns + self.interval_ns
         self.next_check_ns = self.start_ns
         self.drops_baseline = drops_baseline
+        self.signals = []
 
     def __init__(self, str kind, count=None, duration=None, idle=None,
                  progress=None, double interval=1.0, bint track_sequence=True,
@@ -96,11 +91,10 @@ cdef class Run:
     cdef bint check(self) except -1:
         """Run signal handlers, report progress, apply the limits: True to stop."""
         cdef int64_t now
-        try:
-            PyErr_CheckSignals()
-        except SignalStop as stop:
+        PyErr_CheckSignals()
+        if self.signals:
             self.stopped = "signal"
-            self.signal = stop.signum
+            self.signal = self.signals[0]
             return True
         now = hs_monotonic_ns()
         if self.progress is not None and now >= self.next_progress_ns:

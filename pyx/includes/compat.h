@@ -148,10 +148,11 @@ typedef struct {
 #else
 #  define HS_UDP_GRO (-1)
 #endif
-/* The kernel's limits for one segmented send (UDP_MAX_SEGMENTS) and for a
- * coalesced receive (UDP_GRO_CNT_MAX). */
+/* Segments per segmented send hotsock builds (UDP_MAX_SEGMENTS before Linux
+ * 6.11), and per coalesced buffer it accepts: a local segmented send reaches
+ * a GRO socket whole, and since 6.11 may carry 128. */
 #define HS_GSO_MAX_SEGMENTS 64
-#define HS_GRO_MAX_SEGMENTS 64
+#define HS_GRO_MAX_SEGMENTS 128
 /* The most payload one segmented send carries: what fits one IPv6 packet's
  * 16-bit length with the headers (also within IPv4's). */
 #define HS_GSO_MAX_BYTES 65487

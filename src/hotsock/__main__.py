@@ -158,12 +158,12 @@ def _run_options(parser, receiver):
                                 help="coalesced receives (UDP_GRO, Linux; at the full --size): "
                                      "faster, but 'dropped by kernel' then counts coalesced "
                                      "buffers, not datagrams, and a --count may be passed by "
-                                     "up to 63 datagrams")
+                                     "up to 127 datagrams")
         else:
             tuning.add_argument("--no-gro", action="store_true",
                                 help="no coalesced receives (UDP_GRO, Linux; used by default "
                                      "at the full --size, and a --count may then be passed by "
-                                     "up to 63 datagrams)")
+                                     "up to 127 datagrams)")
     else:
         tuning.add_argument("--batch", type=_ranged(1, MAX_BATCH, "batch"), metavar="N",
                             help="datagrams per sendmmsg (default 64; 1024 with GSO)")

@@ -23,7 +23,7 @@ import threading
 
 from . import _batch, _blast, _capture, _echo
 from ._batch import MAX_BATCH, RecvBatch
-from ._loop import Run, SignalStop
+from ._loop import Run
 
 DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 MAX_DATAGRAM = 65535        # the largest UDP payload (IPv6 without jumbograms)
@@ -36,7 +36,12 @@ MIN_SNAPLEN = 48            # an IPv6 and a UDP header
 def _datagram_socket(sock, caller, families=None):
     """(socket object, fd) for *sock*, a socket object or a descriptor."""
     if isinstance(sock, int) and not isinstance(sock, bool):
-        sock = _stdlib.socket(fileno=os.dup(sock))    # a view; family and type read from it
+        duplicate = os.dup(sock)
+        try:
+            sock = _stdlib.socket(fileno=duplicate)    # a view; family and type read from it
+        except BaseException:
+            os.close(duplicate)
+            raise
         owned = sock
     elif hasattr(sock, "fileno") and hasattr(sock, "family"):
         owned = None
@@ -155,6 +160,30 @@ def _needs_destination(sock):
         return True
 
 
+_UDP_GRO = 104             # <netinet/udp.h> (Linux)
+
+
+@contextlib.contextmanager
+def _gro_restored(sock, slots):
+    """A loop's GRO batch turns UDP_GRO on for *sock*; put it back as it was,
+    so that the caller's own recv() calls never get coalesced buffers."""
+    if not slots.gro:
+        yield
+        return
+    try:
+        before = sock.getsockopt(_stdlib.IPPROTO_UDP, _UDP_GRO)
+    except OSError:
+        before = None
+    try:
+        yield
+    finally:
+        if before == 0:
+            try:
+                sock.setsockopt(_stdlib.IPPROTO_UDP, _UDP_GRO, 0)
+            except OSError:
+                pass
+
+
 def _use_gro(gro, size):
     """Coalesced receives need 64 KiB buffers: only at the full datagram size."""
     return bool(gro) and size >= MAX_DATAGRAM and _batch.gro_enabled()
@@ -163,20 +192,19 @@ def _use_gro(gro, size):
 # --- signals -----------------------------------------------------------------
 
 @contextlib.contextmanager
-def _stopping_on(signals):
-    """While the body runs, the first of *signals* raises SignalStop (later ones
-    are ignored until the handlers are restored, so that the loop's clean-up
-    cannot be interrupted).  Outside the main thread handlers cannot be set:
+def _stopping_on(signals, run):
+    """While the body runs, *signals* are noted in ``run.signals`` -- and only
+    noted: the compiled loop sees the note at its next check and ends
+    cleanly; a signal before it starts ends it at once, one after it ended
+    changes nothing.  Outside the main thread handlers cannot be set:
     nothing is changed."""
     if not signals or threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired = []
+    noted = run.signals
 
     def handler(signum, frame):
-        if not fired:
-            fired.append(signum)
-            raise SignalStop(signum)
+        noted.append(signum)
 
     previous = {}
     try:
@@ -186,17 +214,6 @@ def _stopping_on(signals):
     finally:
         for signum, old in previous.items():
             _signal.signal(signum, old)
-
-
-@contextlib.contextmanager
-def _loop(run):
-    """Run a compiled loop; a SignalStop that arrived outside its checks
-    (in a progress callback, say) still ends it cleanly."""
-    try:
-        yield
-    except SignalStop as stop:
-        run.stopped = "signal"
-        run.signal = stop.signum
 
 
 # --- the loops ---------------------------------------------------------------
@@ -226,7 +243,7 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
     coalesced buffers need 64 KiB).  Off by default, because the kernel
     then counts a dropped coalesced buffer as one drop however many
     datagrams it held, so ``dropped`` would undercount; and a run may pass
-    *count* by up to 63 datagrams (a buffer is never split between runs).
+    *count* by up to 127 datagrams (a buffer is never split between runs).
 
     Writes are buffered (*bufsize*) and hold whole records only, flushed at
     least every 50 ms: after a hard kill, every record in the file is whole.
@@ -260,7 +277,7 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
         run = _run("capture", count, duration, idle, progress, interval, kernel_drops(sock))
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
         if callback is not None:
-            with _stopping_on(stop_signals), _loop(run):
+            with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
                 _capture.capture_batches(sock.fileno(), slots, run, callback)
             return run.stats(kernel_drops(sock))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
@@ -268,12 +285,11 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
         try:
             writer = _capture.CaptureFile(fd, _capture.FORMATS[format], snaplen,
                                           max(bufsize, snaplen + 256))
-            with _stopping_on(stop_signals):
+            with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
                 try:
-                    with _loop(run):
-                        writer.run(sock.fileno(), slots, run)
+                    writer.run(sock.fileno(), slots, run)
                 finally:
-                    # Completed whatever ended the loop (a signal handler's exception too).
+                    # Completed whatever ended the loop (KeyboardInterrupt too).
                     stats = run.stats(kernel_drops(sock))
                     writer.close(stats.received, stats.dropped)
             return stats
@@ -314,7 +330,7 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
-        with _stopping_on(stop_signals), _loop(run):
+        with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
             _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
         return run.stats(kernel_drops(sock))
     finally:
@@ -381,7 +397,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
                              "(signals cannot stop it there)")
         run = _run("blast", count, duration, None, progress, interval)
         stream = int.from_bytes(os.urandom(4), "big")
-        with _stopping_on(stop_signals), _loop(run):
+        with _stopping_on(stop_signals, run):
             _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
                               rate or 0.0, stream, bool(sequence), segmented)
         return run.stats()

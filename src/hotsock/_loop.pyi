@@ -3,14 +3,12 @@ from typing import Any, Callable, Optional
 
 from ._stats import LoopStats
 
-class SignalStop(BaseException):
-    signum: int
-    def __init__(self, signum: int) -> None: ...
-
 @disjoint_base
 class Run:
     stopped: Optional[str]
     signal: Optional[int]
+    @property
+    def signals(self) -> list[int]: ...
     def __init__(self, kind: str, count: Optional[int] = None, duration: Optional[float] = None,
                  idle: Optional[float] = None,
                  progress: Optional[Callable[[LoopStats], Any]] = None,
