@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>     /* AF_INET, AF_INET6 */
 #include <netinet/in.h>
+#include <arpa/inet.h>       /* ntohs */
 #include <unistd.h>         /* write */
 
 #define LINKTYPE_RAW 101
@@ -498,4 +499,22 @@ int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
     put_host32(p + 72, NG_ISB_LEN);
     w->len += NG_ISB_LEN;
     return 0;
+}
+
+void hs_endpoint_from(hs_endpoint *e, const struct sockaddr *sa)
+{
+    memset(e, 0, sizeof(*e));
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in v4;
+        memcpy(&v4, sa, sizeof(v4));
+        e->family = AF_INET;
+        memcpy(e->addr, &v4.sin_addr, 4);
+        e->port = ntohs(v4.sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 v6;
+        memcpy(&v6, sa, sizeof(v6));
+        e->family = AF_INET6;
+        memcpy(e->addr, &v6.sin6_addr, 16);
+        e->port = ntohs(v6.sin6_port);
+    }
 }

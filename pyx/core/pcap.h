@@ -18,6 +18,11 @@ enum { HS_PCAP = 0, HS_PCAPNG = 1 };
    in network order; port in host order. family 0 = unknown (written as 0.0.0.0 / ::). */
 typedef struct { int family; unsigned char addr[16]; uint16_t port; } hs_endpoint;
 
+/* The endpoint of a socket address (sockaddr_in or sockaddr_in6; any other
+ * family gives family 0). */
+struct sockaddr;
+void hs_endpoint_from(hs_endpoint *e, const struct sockaddr *sa);
+
 typedef struct {
     int fd;
     int format;            /* HS_PCAP or HS_PCAPNG */

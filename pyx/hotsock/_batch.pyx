@@ -24,7 +24,7 @@ from libc.string cimport memset
 
 from includes.compat cimport (
     mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE,
-    HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL, SOL_UDP, HS_UDP_GRO, HS_UDP_SEGMENT,
+    HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL, HS_SO_MEMINFO, SOL_UDP, HS_UDP_GRO, HS_UDP_SEGMENT,
     HS_GRO_MAX_SEGMENTS, HS_GSO_MAX_SEGMENTS, HS_GSO_MAX_BYTES)
 from includes.core cimport (
     HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_gso_build, hs_gso_stage,
@@ -48,6 +48,10 @@ MAX_BATCH = HS_MAX_BATCH
 SO_TIMESTAMPNS = HS_SO_TIMESTAMPNS if HS_SO_TIMESTAMPNS >= 0 else None
 IP_PKTINFO = HS_IP_PKTINFO if HS_IP_PKTINFO >= 0 else None
 SO_RXQ_OVFL = HS_SO_RXQ_OVFL if HS_SO_RXQ_OVFL >= 0 else None
+# ... and the ones hotsock's loops use: the socket's memory counters (its
+# drop counter among them), and receive coalescing (IPPROTO_UDP level).
+SO_MEMINFO = HS_SO_MEMINFO if HS_SO_MEMINFO >= 0 else None
+UDP_GRO = HS_UDP_GRO if HS_UDP_GRO >= 0 else None
 
 # Memory blocks from this size up are mapped from the kernel (see _Memory).
 cdef size_t MAPPED_MEMORY = 1 << 20
@@ -96,9 +100,11 @@ cdef bint GSO_FORCED_OFF = os.environ.get("HOTSOCK_NO_GSO", "") not in ("", "0")
 cdef bint USE_GSO = GSO_AVAILABLE and not GSO_FORCED_OFF
 cdef bint GRO_FORCED_OFF = os.environ.get("HOTSOCK_NO_GRO", "") not in ("", "0")
 cdef bint USE_GRO = GRO_AVAILABLE and not GRO_FORCED_OFF
-# Segments any path with an MTU of 1500 carries whole (IPv4/IPv6 and UDP headers).
+# Segments any path with an MTU of 1500 carries whole (IPv4/IPv6 and UDP
+# headers): the largest that automatic GSO (send_batch, blast) groups.
 cdef size_t SAFE_SEGMENT_V4 = 1472
 cdef size_t SAFE_SEGMENT_V6 = 1452
+SAFE_SEGMENT = {AF_INET: SAFE_SEGMENT_V4, AF_INET6: SAFE_SEGMENT_V6}
 # Segmented sends of datagrams up to this size are copied into one buffer.
 cdef size_t STAGED_SEGMENT = 1024
 cdef bint MMSG_FORCED_OFF = os.environ.get("HOTSOCK_NO_MMSG", "") not in ("", "0")
@@ -134,6 +140,10 @@ def gro_enabled():
 
 def gso_usable(int fd, int family):
     """Socket *fd* can take segmented sends: UDP, GSO enabled, never refused."""
+    return _gso_usable(fd, family)
+
+
+cdef bint _gso_usable(int fd, int family) except -1:
     return USE_GSO and _is_udp(fd, family) and not _gso_refused_for(fd)
 
 
@@ -398,7 +408,6 @@ cdef class RecvBatch:
             raise RuntimeError("this RecvBatch is already receiving in another thread")
         self._busy = True
         self._received = 0
-        slots_prepare(&self.slots)
         return 0
 
     cdef void release(self, Py_ssize_t received) noexcept:
@@ -557,6 +566,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
         raise_errno(<int>_deferred_errors.pop(info.fd))
     batch.enable_gro(info.fd)
     batch.acquire()
+    slots_prepare(&batch.slots)     # the loops' slots_receive does this itself
     ctx.msgs = batch.slots.msgs
     ctx.count = <unsigned int>batch.count
     ctx.flags = timeout_flags(info.timeout_ns, flags)
@@ -857,8 +867,7 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
         flags = timeout_flags(info.timeout_ns, flags)
-        if (n > 1 and gso is not False and USE_GSO and _is_udp(info.fd, info.family)
-                and not _gso_refused_for(info.fd)):
+        if n > 1 and gso is not False and _gso_usable(info.fd, info.family):
             if gso is True:
                 max_segment = HS_GSO_MAX_BYTES
             else:

@@ -13,11 +13,9 @@ from libc.string cimport memcpy, memset
 
 from includes.compat cimport hs_realtime_ns, hs_monotonic_ns
 from includes.core cimport (
-    hs_endpoint, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats, hs_pcap_flush,
-    hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
-from includes.netinet cimport sockaddr_in, sockaddr_in6, ntohs
-from includes.socket cimport (
-    AF_INET, AF_INET6, MSG_CTRUNC, MSG_TRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname)
+    hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats,
+    hs_pcap_flush, hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
+from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._batch cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
 from hotsock._loop cimport Run, receive_ready
@@ -26,29 +24,13 @@ from hotsock._syscall cimport raise_errno
 FORMATS = {"pcap": HS_PCAP, "pcapng": HS_PCAPNG}
 
 
-cdef void _endpoint(const sockaddr_storage *sa, hs_endpoint *out) noexcept nogil:
-    cdef const sockaddr_in *v4
-    cdef const sockaddr_in6 *v6
-    memset(out, 0, sizeof(hs_endpoint))
-    if sa.ss_family == AF_INET:
-        v4 = <const sockaddr_in *>sa
-        out.family = AF_INET
-        memcpy(out.addr, &v4.sin_addr, 4)
-        out.port = ntohs(v4.sin_port)
-    elif sa.ss_family == AF_INET6:
-        v6 = <const sockaddr_in6 *>sa
-        out.family = AF_INET6
-        memcpy(out.addr, &v6.sin6_addr, 16)
-        out.port = ntohs(v6.sin6_port)
-
-
 cdef int _local_endpoint(int fd, hs_endpoint *out) except -1:
     cdef sockaddr_storage sa
     cdef socklen_t length = sizeof(sa)
     memset(&sa, 0, sizeof(sa))
     if getsockname(fd, <sockaddr *>&sa, &length) < 0:
         raise_errno(errno)
-    _endpoint(&sa, out)
+    hs_endpoint_from(out, <sockaddr *>&sa)
     return 0
 
 
@@ -104,7 +86,7 @@ cdef class CaptureFile:
                                 continue    # segment size unknown: counted, not guessed
                             slot = entry_slot(s, i)
                             meta = &s.meta[slot]
-                            _endpoint(&s.names[slot], &src)
+                            hs_endpoint_from(&src, <sockaddr *>&s.names[slot])
                             dst = local
                             if meta.dst_family:
                                 dst.family = meta.dst_family

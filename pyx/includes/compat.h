@@ -129,6 +129,12 @@ typedef struct {
 #else
 #  define HS_SO_RXQ_OVFL (-1)
 #endif
+/* The socket's memory counters; SK_MEMINFO_DROPS is its drop counter. */
+#ifdef SO_MEMINFO
+#  define HS_SO_MEMINFO SO_MEMINFO
+#else
+#  define HS_SO_MEMINFO (-1)
+#endif
 
 /* UDP segmentation offload (send) and receive coalescing (Linux >= 4.18 and
  * 5.0); -1 elsewhere, where the probes in _batch.pyx then report them off. */

@@ -13,6 +13,7 @@ cdef extern from "includes/compat.h" nogil:
     enum: HS_SO_TIMESTAMPNS
     enum: HS_IP_PKTINFO
     enum: HS_SO_RXQ_OVFL
+    enum: HS_SO_MEMINFO
     enum: SOL_UDP
     enum: HS_UDP_SEGMENT
     enum: HS_UDP_GRO

@@ -1,7 +1,7 @@
 # pyx/core/: the plain-C parts of the hot loops (control messages, sequence
 # headers, capture files).  Declarations only.
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from includes.socket cimport iovec, msghdr
+from includes.socket cimport iovec, msghdr, sockaddr
 
 cdef extern from "core/ancillary.h" nogil:
     enum: HS_CONTROL_SPACE
@@ -43,6 +43,8 @@ cdef extern from "core/pcap.h" nogil:
         int family
         unsigned char addr[16]
         uint16_t port
+
+    void hs_endpoint_from(hs_endpoint *e, const sockaddr *sa)
 
     ctypedef struct hs_pcap_writer:
         int fd

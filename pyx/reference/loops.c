@@ -66,22 +66,6 @@ long long hs_ref_recvfrom(int fd, long long total, size_t size)
     return (done || total == 0) ? done : -errno;
 }
 
-static void endpoint_of(const struct sockaddr_storage *sa, hs_endpoint *e)
-{
-    memset(e, 0, sizeof(*e));
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
-        e->family = AF_INET;
-        memcpy(e->addr, &v4->sin_addr, 4);
-        e->port = ntohs(v4->sin_port);
-    } else if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
-        e->family = AF_INET6;
-        memcpy(e->addr, &v6->sin6_addr, 16);
-        e->port = ntohs(v6->sin6_port);
-    }
-}
-
 long long hs_ref_recvmmsg(int fd, long long total, int batch, size_t size)
 {
     struct mmsghdr msgs[REF_MAX_BATCH];
@@ -134,7 +118,7 @@ long long hs_ref_capture(int fd, int out_fd, long long total, int batch, size_t 
     if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0
             || getsockname(fd, (struct sockaddr *)&local, &local_len) < 0)
         return -errno;
-    endpoint_of(&local, &dst);
+    hs_endpoint_from(&dst, (struct sockaddr *)&local);
     arena = malloc((size_t)batch * (size ? size : 1));
     if (!arena)
         return -ENOMEM;
@@ -163,7 +147,7 @@ long long hs_ref_capture(int fd, int out_fd, long long total, int batch, size_t 
             for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&msgs[i].msg_hdr, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS)
                     memcpy(&ts, CMSG_DATA(c), sizeof(ts));
-            endpoint_of(&names[i], &src);
+            hs_endpoint_from(&src, (struct sockaddr *)&names[i]);
             hs_pcap_write(&w, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, &src, &dst,
                           (unsigned char *)iovs[i].iov_base, have, msgs[i].msg_len);
         }

@@ -8,6 +8,9 @@ MAX_BATCH: int
 SO_TIMESTAMPNS: Optional[int]
 IP_PKTINFO: Optional[int]
 SO_RXQ_OVFL: Optional[int]
+SO_MEMINFO: Optional[int]
+UDP_GRO: Optional[int]
+SAFE_SEGMENT: dict[int, int]
 
 _Address = Union[Tuple[Any, ...], str, bytes]
 _SockOrFd = Union[_stdlib.socket, int]

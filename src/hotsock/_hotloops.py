@@ -18,7 +18,6 @@ import os
 import signal as _signal
 import socket as _stdlib
 import struct
-import sys
 import threading
 
 from . import _batch, _blast, _capture, _echo
@@ -98,7 +97,7 @@ def _run(kind, count, duration, idle, progress, interval, drops_baseline=0):
 
 # getsockopt(SOL_SOCKET, SO_MEMINFO) (Linux >= 3.10): the socket's memory
 # counters, of which SK_MEMINFO_DROPS (index 8) is its drop counter.
-SO_MEMINFO = 55 if sys.platform.startswith("linux") else None
+SO_MEMINFO = _batch.SO_MEMINFO
 _MEMINFO_DROPS = 8
 
 
@@ -160,18 +159,15 @@ def _needs_destination(sock):
         return True
 
 
-_UDP_GRO = 104             # <netinet/udp.h> (Linux)
-
-
 @contextlib.contextmanager
 def _gro_restored(sock, slots):
     """A loop's GRO batch turns UDP_GRO on for *sock*; put it back as it was,
     so that the caller's own recv() calls never get coalesced buffers."""
-    if not slots.gro:
+    if not slots.gro or _batch.UDP_GRO is None:
         yield
         return
     try:
-        before = sock.getsockopt(_stdlib.IPPROTO_UDP, _UDP_GRO)
+        before = sock.getsockopt(_stdlib.IPPROTO_UDP, _batch.UDP_GRO)
     except OSError:
         before = None
     try:
@@ -179,7 +175,7 @@ def _gro_restored(sock, slots):
     finally:
         if before == 0:
             try:
-                sock.setsockopt(_stdlib.IPPROTO_UDP, _UDP_GRO, 0)
+                sock.setsockopt(_stdlib.IPPROTO_UDP, _batch.UDP_GRO, 0)
             except OSError:
                 pass
 
@@ -339,8 +335,6 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
 
 
 SEQUENCE_HEADER = 24
-# Datagrams any 1500-byte path MTU carries whole: the largest for automatic GSO.
-_SAFE_SEGMENT = {_stdlib.AF_INET: 1472, _stdlib.AF_INET6: 1452}
 
 
 def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None,
@@ -380,7 +374,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
             raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
         segmented = (gso is not False and size > 0
                      and _batch.gso_usable(sock.fileno(), sock.family)
-                     and (gso is True or size <= _SAFE_SEGMENT[sock.family]))
+                     and (gso is True or size <= _batch.SAFE_SEGMENT[sock.family]))
         if batch is None:
             batch = MAX_BATCH if segmented else 64
         _positive_int("batch", batch, MAX_BATCH, optional=False)

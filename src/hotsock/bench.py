@@ -107,6 +107,16 @@ def _big_receive_buffer(sock):
         sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVBUF, 1 << 28)
 
 
+def _drain(sock, batch):
+    """Receive into *batch* until *sock*'s queue is empty; the datagrams it held."""
+    held = 0
+    while True:
+        try:
+            held += sock.recv_batch(batch, _stdlib.MSG_DONTWAIT)
+        except BlockingIOError:
+            return held
+
+
 class Rig:
     """A receiver and a sender on loopback, and ways to fill and empty the queue."""
 
@@ -139,13 +149,7 @@ class Rig:
     def drain(self, sock=None):
         """Empty the queue (of *sock*, the receiver by default); return how
         many datagrams it held."""
-        sock = self.rx if sock is None else sock
-        held = 0
-        while True:
-            try:
-                held += sock.recv_batch(self._drain_batch, _stdlib.MSG_DONTWAIT)
-            except BlockingIOError:
-                return held
+        return _drain(self.rx if sock is None else sock, self._drain_batch)
 
     def collect(self, expected):
         """Empty the sender's queue (the echoes), waiting up to
@@ -404,13 +408,9 @@ class OffloadRig:
 
     def drain(self, plain=False):
         """Empty the receiver (or the plain one); return the datagrams it held."""
-        sock, batch = (self.plain_rx, self._plain_batch) if plain else (self.rx, self._gro_batch)
-        held = 0
-        while True:
-            try:
-                held += sock.recv_batch(batch, _stdlib.MSG_DONTWAIT)
-            except BlockingIOError:
-                return held
+        if plain:
+            return _drain(self.plain_rx, self._plain_batch)
+        return _drain(self.rx, self._gro_batch)
 
     def capacity(self, wanted, plain=False, single=False):
         """How many datagrams the queue holds whole, up to *wanted*; sent
