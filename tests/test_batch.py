@@ -121,10 +121,12 @@ def test_recv_batch_takes_at_most_count_without_waiting_again(pair):
 
 def test_recv_batch_waits_for_the_first_datagram(pair):
     rx, tx = pair
-    timer = threading.Timer(0.2, tx.sendto, (b"late", rx.getsockname()))
-    timer.start()
     batch = hotsock.RecvBatch(8, 16)
+    timer = threading.Timer(0.2, tx.sendto, (b"late", rx.getsockname()))
+    # Before the timer starts: a stall between the two (a loaded CI machine)
+    # must not shorten the wait measured below.
     start = time.monotonic()
+    timer.start()
     try:
         # A stray datagram (from an earlier test's peer on a reused port) is
         # not what this waits for.
