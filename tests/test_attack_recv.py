@@ -273,6 +273,34 @@ def test_deferred_error_stays_with_its_socket(kind):
     assert result.stdout.strip() == "ok"
 
 
+class _DuckSocket:
+    """Not a socket, but has a descriptor and the attribute's name."""
+    def __init__(self, fd):
+        self._fd = fd
+        self._hotsock_state = object()
+
+    def fileno(self):
+        return self._fd
+
+
+@pytest.mark.parametrize("junk", [None, "junk", 42, hotsock.RecvBatch(1, 1)])
+def test_state_slot_of_any_type_never_crashes(junk):
+    with udp_receiver(hotsock.socket, 0.0) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        rx._hotsock_state = junk
+        batch = hotsock.RecvBatch(4, 100)
+        with pytest.raises(BlockingIOError):
+            hotsock.recv_batch(rx, batch)
+        tx.sendto(b"x", rx.getsockname())
+        wait_readable(rx)
+        assert hotsock.recv_batch(rx, batch) == 1
+        assert rx.send_batch([b"y"], tx.getsockname()) == 1
+        duck = _DuckSocket(rx.fileno())
+        tx.sendto(b"z", rx.getsockname())
+        wait_readable(rx)
+        assert hotsock.recv_batch(duck, batch) == 1 and bytes(batch[0]) == b"z"
+
+
 # --- item 12: control room aligned for struct cmsghdr --------------------------
 
 @pytest.mark.parametrize("control", [13, 17, 20, 36, 44, 100, 257])

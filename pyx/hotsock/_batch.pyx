@@ -227,8 +227,10 @@ cdef unsigned long _forks = 0
 
 
 def _forked_in_child():
-    global _forks
+    global _forks, _states_lock
     _forks += 1
+    # A thread that held the registry's lock did not come along either.
+    _states_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
