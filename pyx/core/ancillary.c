@@ -8,16 +8,33 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__linux__)
 #  include <netinet/udp.h>      /* SOL_UDP, UDP_GRO */
 #endif
-#include <time.h>
 
 #ifndef SO_RXQ_OVFL
 #  define SO_RXQ_OVFL (-1)
 #endif
 
-void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops)
+/* Close the descriptors of one SCM_RIGHTS/SCM_PIDFD message (see ancillary.h). */
+static void close_passed(struct cmsghdr *c)
+{
+    unsigned char *data = CMSG_DATA(c);
+    size_t i, n;
+    int fd, none = -1;
+    if (c->cmsg_len < CMSG_LEN(0))
+        return;
+    n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (i = 0; i < n; i++) {
+        memcpy(&fd, data + i * sizeof(int), sizeof(int));
+        if (fd >= 0)
+            close(fd);
+        memcpy(data + i * sizeof(int), &none, sizeof(int));
+    }
+}
+
+void hs_control_parse(struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops)
 {
     struct cmsghdr *c;
     meta->timestamp_ns = 0;
@@ -25,11 +42,18 @@ void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *d
     meta->gro_size = 0;
     if (msg->msg_controllen == 0)
         return;
-    /* CMSG_NXTHDR takes a non-const msghdr on some systems; it reads only. */
-    for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
-         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
         /* Copies, not casts: CMSG_DATA need not be aligned for the struct. */
         if (c->cmsg_level == SOL_SOCKET) {
+            if (c->cmsg_type == SCM_RIGHTS
+#ifdef SCM_PIDFD
+                    || c->cmsg_type == SCM_PIDFD
+#endif
+                    ) {
+                close_passed(c);
+                msg->msg_flags |= MSG_CTRUNC;
+                continue;
+            }
 #ifdef SCM_TIMESTAMPNS
             if (c->cmsg_type == SCM_TIMESTAMPNS
                     && c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {

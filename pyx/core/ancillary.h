@@ -3,10 +3,19 @@
  * receive timestamp (SO_TIMESTAMPNS), the destination address
  * (IP_PKTINFO / IPV6_PKTINFO), the socket's drop counter (SO_RXQ_OVFL) and
  * the segment size of a coalesced buffer (UDP_GRO) mean the same everywhere.
+ *
+ * Descriptors a peer attached (SCM_RIGHTS on AF_UNIX, SCM_PIDFD) are
+ * installed by the kernel as soon as there is control room for them; nobody
+ * asked hotsock for them, so the parser closes them and flags the datagram
+ * MSG_CTRUNC -- what the kernel itself does when there is no room (the
+ * stdlib's recv() and recvfrom() give none).  Receive with
+ * MSG_CMSG_CLOEXEC, so that a fork+exec in another thread meanwhile does
+ * not inherit them either.
  */
 #ifndef HOTSOCK_ANCILLARY_H
 #define HOTSOCK_ANCILLARY_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -14,6 +23,16 @@
  * for ones it did not (a socket option set by someone else): a message that
  * does not fit sets MSG_CTRUNC, which is reported, never ignored. */
 #define HS_CONTROL_SPACE 256
+
+/* Control room per slot rounded up to the alignment of struct cmsghdr (as
+ * CMSG_ALIGN, which not every system exports), so that every slot's control
+ * messages start where the parser may read them as structs. */
+#define HS_CONTROL_ALIGN (_Alignof(struct cmsghdr) > sizeof(size_t) \
+                          ? _Alignof(struct cmsghdr) : sizeof(size_t))
+static inline size_t hs_control_room(size_t requested)
+{
+    return (requested + HS_CONTROL_ALIGN - 1) / HS_CONTROL_ALIGN * HS_CONTROL_ALIGN;
+}
 
 typedef struct {
     int64_t timestamp_ns;       /* kernel receive time, ns since the epoch; 0 = none */
@@ -29,7 +48,10 @@ typedef struct {
     int seen;
 } hs_rx_drops;
 
-/* Fill *meta from msg's control messages; update *drops if one carries the counter. */
-void hs_control_parse(const struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops);
+/* Fill *meta from msg's control messages; update *drops if one carries the
+ * counter.  Closes the descriptors a message carries (overwriting them with
+ * -1, so a second parse of the same message closes nothing) and then sets
+ * MSG_CTRUNC in msg->msg_flags.  Call it once for each message received. */
+void hs_control_parse(struct msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops);
 
 #endif

@@ -57,6 +57,19 @@ cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flag
 cdef Py_ssize_t mmsg_send(int fd, mmsghdr *msgs, unsigned int n, int flags) noexcept nogil
 # Remember that socket *fd* refused a segmented send: later sends go one by one.
 cdef int refuse_gso(int fd) except -1
+
+
+# What hotsock remembers about one socket (DESIGN.md, contract 8).
+cdef class SocketState:
+    cdef readonly int fd
+    cdef readonly unsigned long long inode
+    cdef public bint gso_refused            # segmented sends refused: one by one
+    cdef public int deferred_errno          # recvmsg fallback: an error met after datagrams,
+                                            # raised by the next recv_batch
+
+# The record of the socket with descriptor fd (sock: the object it came from,
+# or None); None if it has none and not create.
+cdef SocketState state_of(object sock, int fd, bint create)
 # After a receive of n buffers: lengths, flags, timestamps, destinations,
 # drops; coalesced buffers split into their datagrams.  Returns the datagrams.
 cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil
@@ -99,6 +112,7 @@ cdef class RecvBatch:
     cdef Py_ssize_t _received
     cdef int _gro_fd                # the socket UDP_GRO was last turned on for
     cdef bint _busy
+    cdef unsigned long _busy_forks  # the fork generation _busy was set in
     cdef AddressCache _addresses
 
     cdef Py_ssize_t _index(self, Py_ssize_t i) except -1

@@ -12,6 +12,9 @@ Where recvmmsg/sendmmsg are missing (macOS) or switched off with
 with identical results.
 """
 import os
+import threading
+
+import _socket
 
 from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE,
@@ -21,13 +24,15 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySeque
 from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS, EIO, EINVAL, EOPNOTSUPP
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.string cimport memset
+from posix.stat cimport fstat, struct_stat
 
 from includes.compat cimport (
-    mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE,
+    mmsghdr, hs_recvmmsg, hs_sendmmsg, HS_HAVE_MMSG, HS_MAX_BATCH, MSG_WAITFORONE, MSG_CMSG_CLOEXEC,
     HS_SO_TIMESTAMPNS, HS_IP_PKTINFO, HS_SO_RXQ_OVFL, HS_SO_MEMINFO, SOL_UDP, HS_UDP_GRO, HS_UDP_SEGMENT,
     HS_GRO_MAX_SEGMENTS, HS_GSO_MAX_SEGMENTS, HS_GSO_MAX_BYTES)
 from includes.core cimport (
-    HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_gso_build, hs_gso_stage,
+    HS_CONTROL_SPACE, HS_SEGMENT_CONTROL, hs_control_parse, hs_control_room, hs_gso_build,
+    hs_gso_stage,
     hs_gso_stage_size, hs_rx_meta)
 from includes.netinet cimport INET6_ADDRSTRLEN, inet_ntop
 from includes.socket cimport (
@@ -147,6 +152,91 @@ cdef bint _gso_usable(int fd, int family) except -1:
     return USE_GSO and _is_udp(fd, family) and not _gso_refused_for(fd)
 
 
+# --- per-socket state (DESIGN.md, contract 8) ------------------------------------
+
+cdef class SocketState:
+    """What hotsock remembers about one socket, identified by its descriptor
+    *and* inode: the kernel reuses descriptor numbers, and a new socket on an
+    old number must start afresh.  Fetched only through ``state_of``."""
+
+    def __cinit__(self, int fd, unsigned long long inode):
+        self.fd = fd
+        self.inode = inode
+
+    def __repr__(self):
+        return (f"<hotsock SocketState fd={self.fd} inode={self.inode} "
+                f"gso_refused={self.gso_refused} deferred_errno={self.deferred_errno}>")
+
+
+# The records by descriptor: for sockets that cannot carry one (stdlib
+# sockets, bare descriptors) and for callers that know only the number (the
+# hot loops' refuse_gso).  A hotsock.socket keeps its record in its
+# ``_hotsock_state`` slot as well, so both ways reach the same record.  Each
+# record is checked against the descriptor's inode before use; the lock makes
+# look-up, check and replacement one step (also without a GIL).
+cdef dict _states = {}
+_states_lock = threading.Lock()
+
+
+cdef bint _inode_of(int fd, unsigned long long *inode) noexcept:
+    cdef struct_stat st
+    if fd < 0 or fstat(fd, &st) < 0:
+        return False
+    inode[0] = <unsigned long long>st.st_ino
+    return True
+
+
+cdef SocketState state_of(object sock, int fd, bint create):
+    """The state record of the socket with descriptor *fd*; *sock* is the
+    object it came from (a socket object, an int, or None).  None when it
+    has none yet, unless *create*: then a new record.  A closed descriptor
+    gets a record that nothing keeps."""
+    cdef SocketState state = None
+    cdef unsigned long long inode
+    cdef bint carries = isinstance(sock, _socket.socket)
+    if carries:
+        # Checked by type and descriptor: whatever else is in the attribute
+        # (a user's value, a closed socket's record) is not used.
+        held = getattr(sock, "_hotsock_state", None)
+        if type(held) is SocketState and (<SocketState>held).fd == fd and fd >= 0:
+            return <SocketState>held
+    if not create and not _states:
+        return None
+    with _states_lock:
+        state = _states.get(fd)
+        if state is not None and not (_inode_of(fd, &inode) and inode == state.inode):
+            del _states[fd]         # a socket that was closed; the number is reused
+            state = None
+        if state is None and create:
+            if not _inode_of(fd, &inode):
+                return SocketState(fd, 0)
+            state = SocketState(fd, inode)
+            _states[fd] = state
+    if state is not None and carries:
+        try:
+            sock._hotsock_state = state
+        except AttributeError:
+            pass                    # a stdlib socket: no slot for it
+    return state
+
+
+# After fork() a batch some thread was receiving into is free in the child:
+# that thread did not come along.  A batch is busy only within the fork
+# generation that claimed it.
+cdef unsigned long _forks = 0
+
+
+def _forked_in_child():
+    global _forks, _states_lock
+    _forks += 1
+    # A thread that held the registry's lock did not come along either.
+    _states_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_in_child)
+
+
 cdef class _Memory:
     """A block of C memory exported through the buffer protocol.
 
@@ -233,11 +323,14 @@ cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i, j, k = 0, last, segment
     cdef uint32_t length
     cdef hs_rx_meta *meta
+    for i in range(n):
+        # Linux hands the MSG_CMSG_CLOEXEC we pass back in msg_flags: not the datagram's.
+        s.msgs[i].msg_hdr.msg_flags &= ~MSG_CMSG_CLOEXEC
     if not s.gro:
         for i in range(n):
             s.lengths[i] = s.msgs[i].msg_len
+            hs_control_parse(&s.msgs[i].msg_hdr, &s.meta[i], &s.drops)   # may add MSG_CTRUNC
             s.flags[i] = s.msgs[i].msg_hdr.msg_flags
-            hs_control_parse(&s.msgs[i].msg_hdr, &s.meta[i], &s.drops)
             s.timestamps[i] = s.meta[i].timestamp_ns
         s.dirty = n
         s.entries = n
@@ -310,7 +403,11 @@ cdef class RecvBatch:
     size: it stays one flagged entry, never guessed apart.
 
     *control* is the room per buffer for control messages (the options
-    above); a socket asking for more than fits gets ``MSG_CTRUNC``.
+    above), rounded up to a multiple of 8 (their alignment); a socket asking
+    for more than fits gets ``MSG_CTRUNC``.  Descriptors a peer attaches on an
+    AF_UNIX socket (``SCM_RIGHTS``) are closed at once and their datagram
+    flagged ``MSG_CTRUNC``, as the stdlib's ``recv``/``recvfrom`` have the
+    kernel drop them.
 
     Raises ``ValueError`` for a count outside 1..MAX_BATCH, a size outside
     0..16 MiB or a control size outside 0..64 KiB, and ``MemoryError`` if the
@@ -357,8 +454,10 @@ cdef class RecvBatch:
         s.msgs = <mmsghdr *>PyMem_Calloc(count, sizeof(mmsghdr))
         s.iovs = <iovec *>PyMem_Calloc(count, sizeof(iovec))
         s.names = <sockaddr_storage *>PyMem_Calloc(count, sizeof(sockaddr_storage))
-        s.control_space = control
-        s.control = <char *>PyMem_Calloc(count, control if control else 1)
+        # Rounded up: each slot's control messages must start aligned for
+        # struct cmsghdr (the kernel writes them at msg_control as structs).
+        s.control_space = <Py_ssize_t>hs_control_room(<size_t>control)
+        s.control = <char *>PyMem_Calloc(count, s.control_space if s.control_space else 1)
         s.meta = <hs_rx_meta *>PyMem_Calloc(count, sizeof(hs_rx_meta))
         if (s.msgs == NULL or s.iovs == NULL or s.names == NULL or s.control == NULL
                 or s.meta == NULL):
@@ -404,9 +503,10 @@ cdef class RecvBatch:
 
     cdef int acquire(self) except -1:
         """Claim the batch for one receive (it is filled with the GIL released)."""
-        if self._busy:
+        if self._busy and self._busy_forks == _forks:
             raise RuntimeError("this RecvBatch is already receiving in another thread")
         self._busy = True
+        self._busy_forks = _forks
         self._received = 0
         return 0
 
@@ -496,24 +596,27 @@ cdef struct RecvCtx:
     int later_errno         # fallback: an error met after the first datagram
 
 
+# Descriptors a peer attaches are installed close-on-exec: the control parser
+# closes them (see ancillary.h), and a fork+exec meanwhile must not keep them.
+
 cdef ssize_t _do_recvmmsg(int fd, void *p) noexcept nogil:
     cdef RecvCtx *c = <RecvCtx *>p
     # MSG_WAITFORONE: block (or time out) for the first datagram only, then
     # take what is queued.  recvmmsg's own timeout argument is not used: it
     # is only checked between datagrams (see BUGS in recvmmsg(2)).
-    return hs_recvmmsg(fd, c.msgs, c.count, c.flags | MSG_WAITFORONE)
+    return hs_recvmmsg(fd, c.msgs, c.count, c.flags | MSG_WAITFORONE | MSG_CMSG_CLOEXEC)
 
 
 cdef ssize_t _do_recvmsg_loop(int fd, void *p) noexcept nogil:
     cdef RecvCtx *c = <RecvCtx *>p
     cdef ssize_t res
     cdef unsigned int i
-    res = recvmsg(fd, &c.msgs[0].msg_hdr, c.flags)
+    res = recvmsg(fd, &c.msgs[0].msg_hdr, c.flags | MSG_CMSG_CLOEXEC)
     if res < 0:
         return -1
     c.msgs[0].msg_len = <unsigned int>res
     for i in range(1, c.count):
-        res = recvmsg(fd, &c.msgs[i].msg_hdr, c.flags | MSG_DONTWAIT)
+        res = recvmsg(fd, &c.msgs[i].msg_hdr, c.flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC)
         if res < 0:
             if errno != EAGAIN and errno != EINTR:
                 c.later_errno = errno
@@ -536,11 +639,6 @@ cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flag
     return n
 
 
-# Errors the recvmsg fallback met after the first datagram of a call, by
-# descriptor: the next recv_batch on that descriptor raises them.
-cdef dict _deferred_errors = {}
-
-
 def recv_batch(sock, RecvBatch batch not None, int flags=0):
     """recv_batch(sock, batch, flags=0) -> int
 
@@ -558,12 +656,19 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     cdef SockInfo info
     cdef RecvCtx ctx
     cdef Py_ssize_t n = 0
+    cdef SocketState state
+    cdef int deferred
     get_sock_info(sock, &info)
-    if info.fd in _deferred_errors:
+    state = state_of(sock, info.fd, False)
+    if state is not None and state.deferred_errno:
         # The fallback met this error after receiving datagrams last time:
         # report it now, as the kernel's recvmmsg does with sk_err.
-        batch._received = 0
-        raise_errno(<int>_deferred_errors.pop(info.fd))
+        with _states_lock:
+            deferred = state.deferred_errno
+            state.deferred_errno = 0
+        if deferred:
+            batch._received = 0
+            raise_errno(deferred)
     batch.enable_gro(info.fd)
     batch.acquire()
     slots_prepare(&batch.slots)     # the loops' slots_receive does this itself
@@ -572,13 +677,13 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     ctx.flags = timeout_flags(info.timeout_ns, flags)
     ctx.later_errno = 0
     try:
-        n = sock_call(info.fd, info.timeout_ns, False,
+        n = sock_call(&info, False,
                       _do_recvmmsg if USE_MMSG else _do_recvmsg_loop, &ctx)
         n = slots_finish(&batch.slots, n)
     finally:
         batch.release(n)
     if ctx.later_errno:
-        _deferred_errors[info.fd] = ctx.later_errno
+        state_of(sock, info.fd, True).deferred_errno = ctx.later_errno
     return n
 
 
@@ -705,29 +810,15 @@ cdef Py_ssize_t SCRATCH_POOL = 4
 
 
 # Sockets whose kernel or device refused a segmented send (EIO, EINVAL,
-# EOPNOTSUPP), by descriptor, with the socket's inode so that a new socket
-# reusing the number starts afresh: their sends go one datagram at a time.
-cdef dict _gso_refused = {}
-
+# EOPNOTSUPP) send one datagram at a time: SocketState.gso_refused.
 
 cdef bint _gso_refused_for(int fd) except -1:
-    inode = _gso_refused.get(fd) if _gso_refused else None
-    if inode is None:
-        return False
-    try:                    # fstat releases the GIL: another thread may change the dict
-        if os.fstat(fd).st_ino == inode:
-            return True
-    except OSError:
-        pass
-    _gso_refused.pop(fd, None)
-    return False
+    cdef SocketState state = state_of(None, fd, False)
+    return state is not None and state.gso_refused
 
 
 cdef int refuse_gso(int fd) except -1:
-    try:
-        _gso_refused[fd] = os.fstat(fd).st_ino
-    except OSError:
-        pass
+    state_of(None, fd, True).gso_refused = True
     return 0
 
 
@@ -757,7 +848,7 @@ cdef Py_ssize_t _send_messages(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int 
         ctx.msgs = msgs + total
         ctx.count = <unsigned int>min(n - total, <Py_ssize_t>HS_MAX_BATCH)
         try:
-            k = sock_call(info.fd, info.timeout_ns, True,
+            k = sock_call(info, True,
                           _do_sendmmsg if USE_MMSG else _do_sendmsg_loop, &ctx)
         except OSError as exc:
             if (datagrams != NULL and datagrams[total] > 1

@@ -255,7 +255,7 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
             memset(stack_buf, 0, bufsize)
         ctx.buf = stack_buf
         ctx.length = <size_t>bufsize
-        n = sock_call(info.fd, info.timeout_ns, False,
+        n = sock_call(info, False,
                       _do_recvfrom if want_address else _do_recv, &ctx)
         if n <= bufsize:
             result = PyBytes_FromStringAndSize(stack_buf, n)
@@ -271,7 +271,7 @@ cdef object _recv_bytes(object sock, SockInfo *info, Py_ssize_t bufsize,
             memset(PyBytes_AS_STRING(result), 0, bufsize)
         ctx.buf = PyBytes_AS_STRING(result)
         ctx.length = <size_t>bufsize
-        n = sock_call(info.fd, info.timeout_ns, False,
+        n = sock_call(info, False,
                       _do_recvfrom if want_address else _do_recv, &ctx)
         if n != bufsize:
             if n < bufsize:
@@ -301,7 +301,7 @@ cdef object _send(SockInfo *info, object data, int flags,
         ctx.flags = timeout_flags(info.timeout_ns, flags)
         ctx.dest = dest
         ctx.dest_len = dest_len
-        n = sock_call(info.fd, info.timeout_ns, True,
+        n = sock_call(info, True,
                       _do_send if dest == NULL else _do_sendto, &ctx)
     finally:
         PyBuffer_Release(&view)
@@ -365,7 +365,7 @@ cdef object _recv_into(object sock, object method, PyObject **args, Py_ssize_t n
         ctx.length = <size_t>(nbytes if nbytes else view.len)
         ctx.flags = timeout_flags(info.timeout_ns, flags)
         ctx.addr_len = 0
-        n = sock_call(info.fd, info.timeout_ns, False,
+        n = sock_call(&info, False,
                       _do_recvfrom if want_address else _do_recv, &ctx)
     finally:
         PyBuffer_Release(&view)

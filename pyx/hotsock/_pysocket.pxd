@@ -1,11 +1,17 @@
 # Reading a socket object's descriptor, family and timeout without a method call.
+from cpython.object cimport PyObject
 from libc.stdint cimport int64_t
 
 cdef struct SockInfo:
     int fd
     int family
     int64_t timeout_ns      # < 0: blocking, 0: non-blocking, > 0: timeout
+    PyObject *sock          # the socket object fd was read from (borrowed: the
+                            # caller holds it), NULL for a bare descriptor
 
 cdef int get_sock_info(object sock, SockInfo *info) except -1
 cdef bint is_fast_socket(object sock) noexcept
 cdef bint fast_sock_info(object sock, SockInfo *info) noexcept
+# Read info.fd again from its socket object: another thread may have closed
+# it (-1) while the descriptor number went to a new socket.
+cdef int refresh_fd(SockInfo *info) except -1

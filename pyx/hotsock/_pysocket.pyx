@@ -81,7 +81,23 @@ cdef bint fast_sock_info(object sock, SockInfo *info) noexcept:
     info.fd = raw.sock_fd
     info.family = raw.sock_family
     info.timeout_ns = raw.sock_timeout
+    info.sock = <PyObject *>sock
     return True
+
+
+cdef int refresh_fd(SockInfo *info) except -1:
+    """As CPython reads ``sock_fd`` for every attempt: a socket closed by
+    another thread then fails with EBADF instead of reading whatever socket
+    now has its old number."""
+    cdef object sock
+    if info.sock == NULL:
+        return 0            # a bare descriptor: the number is all there is
+    sock = <object>info.sock
+    if is_fast_socket(sock):
+        info.fd = (<hs_PySocketPrefix *>info.sock).sock_fd
+    else:
+        info.fd = sock.fileno()
+    return 0
 
 
 cdef int get_sock_info(object sock, SockInfo *info) except -1:
@@ -90,7 +106,9 @@ cdef int get_sock_info(object sock, SockInfo *info) except -1:
         return 0
     # The same conversion (and error messages) as select() and selectors.
     info.fd = PyObject_AsFileDescriptor(sock)
+    info.sock = NULL
     if isinstance(sock, _socket.socket):
+        info.sock = <PyObject *>sock
         info.family = sock.family
         timeout = sock.gettimeout()
         info.timeout_ns = -1 if timeout is None else <int64_t>(timeout * 1e9)

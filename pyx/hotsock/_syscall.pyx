@@ -7,7 +7,10 @@ mirrors CPython's ``sock_call_ex`` (Modules/socketmodule.c):
 * EINTR runs the Python signal handlers and retries unless one raised
   (PEP 475);
 * a socket timeout is honoured with poll() against a monotonic deadline that
-  is recomputed on every retry, ending in ``TimeoutError("timed out")``;
+  is recomputed on every retry, ending in ``TimeoutError("timed out")``; the
+  first poll waits the whole timeout, so one attempt is always made;
+* the descriptor is read again from the socket object before every poll and
+  attempt, so a socket closed by another thread fails with EBADF;
 * any other failure becomes ``OSError(errno, strerror)``, so PEP 3151 picks
   the subclass (``BlockingIOError``, ``ConnectionRefusedError``, ...).
 
@@ -25,6 +28,7 @@ from libc.stdint cimport int64_t
 from includes.compat cimport hs_monotonic_ns
 from includes.socket cimport MSG_DONTWAIT
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
+from hotsock._pysocket cimport SockInfo, refresh_fd
 
 from socket import timeout as _timeout_error   # TimeoutError since 3.10
 
@@ -44,19 +48,31 @@ cdef int raise_timeout() except -1:
     raise _timeout_error("timed out")
 
 
-cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1:
-    """Wait until *fd* is ready or *deadline_ns* passes: 1 ready, 0 timed out."""
+cdef int wait_ready(SockInfo *info, bint writing, int64_t deadline_ns,
+                    int64_t first_ns) except -1:
+    """Wait until the socket is ready or *deadline_ns* passes: 1 ready, 0 timed out.
+
+    The first poll waits *first_ns* (the whole timeout) whatever the clock
+    says by then, as CPython's does: a datagram already queued is taken even
+    when the deadline passed before the poll (a timeout of 1 ns, a thread
+    descheduled under load).  The descriptor is read again for every poll.
+    """
     cdef pollfd pfd
     cdef int res, err, timeout_ms
     cdef int64_t remaining
-    if fd < 0:
-        return 1        # a closed socket: let the syscall report EBADF, as CPython does
-    pfd.fd = fd
     pfd.events = POLLOUT if writing else POLLIN
     while True:
-        remaining = deadline_ns - hs_monotonic_ns()
-        if remaining <= 0:
-            return 0
+        refresh_fd(info)
+        if info.fd < 0:
+            return 1        # a closed socket: let the syscall report EBADF, as CPython does
+        if first_ns > 0:
+            remaining = first_ns
+            first_ns = 0
+        else:
+            remaining = deadline_ns - hs_monotonic_ns()
+            if remaining < 0:
+                return 0
+        pfd.fd = info.fd
         # Round up, as CPython does, so that we never wake before the deadline.
         timeout_ms = <int>min((remaining + 999999) // 1000000, 0x7fffffff)
         with nogil:
@@ -65,26 +81,36 @@ cdef int wait_ready(int fd, bint writing, int64_t deadline_ns) except -1:
         if res > 0:
             return 1
         if res == 0:
-            continue        # woke early by rounding: the loop re-checks the deadline
+            continue        # the deadline passed (or a wait past poll's limit goes on)
         if err != EINTR:
             return raise_errno(err)
         if PyErr_CheckSignals() < 0:
             return -1
 
 
-cdef ssize_t sock_call(int fd, int64_t timeout_ns, bint writing,
-                       io_func func, void *ctx) except -1:
-    """Run ``func(fd, ctx)`` with the socket's blocking semantics."""
+cdef ssize_t sock_call(SockInfo *info, bint writing, io_func func, void *ctx) except -1:
+    """Run ``func(fd, ctx)`` with the socket's blocking semantics.
+
+    ``info.fd`` is read again from the socket object before each attempt
+    (see ``refresh_fd``): after another thread closed the socket, a retry
+    fails with EBADF, as CPython's does, and never reaches the socket that
+    reused the number.
+    """
     cdef ssize_t res
     cdef int err
-    cdef int64_t deadline = 0
+    cdef int64_t timeout_ns = info.timeout_ns
+    cdef int64_t deadline = 0, first = 0
     if timeout_ns > 0:
         deadline = hs_monotonic_ns() + timeout_ns
+        first = timeout_ns
     while True:
-        if timeout_ns > 0 and not wait_ready(fd, writing, deadline):
-            return raise_timeout()
+        if timeout_ns > 0:
+            if not wait_ready(info, writing, deadline, first):
+                return raise_timeout()
+            first = 0
+        refresh_fd(info)    # the poll released the GIL: a close may have come in between
         with nogil:
-            res = func(fd, ctx)
+            res = func(info.fd, ctx)
             err = errno
         if res >= 0:
             return res

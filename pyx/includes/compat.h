@@ -61,6 +61,9 @@ static inline int hs_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int fla
 #ifndef MSG_NOSIGNAL
 #  define MSG_NOSIGNAL 0
 #endif
+#ifndef MSG_CMSG_CLOEXEC
+#  define MSG_CMSG_CLOEXEC 0
+#endif
 
 /* The kernel caps recvmmsg/sendmmsg's vlen at UIO_MAXIOV (1024 on Linux). */
 #if defined(UIO_MAXIOV)

@@ -10,6 +10,7 @@ cdef extern from "includes/compat.h" nogil:
     enum: HS_MAX_BATCH
     enum: MSG_WAITFORONE
     enum: MSG_CONFIRM
+    enum: MSG_CMSG_CLOEXEC
     enum: HS_SO_TIMESTAMPNS
     enum: HS_IP_PKTINFO
     enum: HS_SO_RXQ_OVFL

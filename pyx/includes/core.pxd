@@ -5,6 +5,7 @@ from includes.socket cimport iovec, msghdr, sockaddr
 
 cdef extern from "core/ancillary.h" nogil:
     enum: HS_CONTROL_SPACE
+    size_t hs_control_room(size_t requested)
 
     ctypedef struct hs_rx_meta:
         int64_t timestamp_ns
@@ -17,7 +18,7 @@ cdef extern from "core/ancillary.h" nogil:
         uint32_t counter
         int seen
 
-    void hs_control_parse(const msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops)
+    void hs_control_parse(msghdr *msg, hs_rx_meta *meta, hs_rx_drops *drops)
 
 cdef extern from "core/sequence.h" nogil:
     enum: HS_SEQ_HEADER

@@ -22,11 +22,14 @@ class socket(_stdlib.socket):
     ``accept()`` and ``dup()`` return hotsock sockets.
     """
 
-    __slots__ = ("_hotsock_addresses",)
+    # The address cache (hotsock._address) and the per-socket state record
+    # (hotsock._batch.state_of), owned by the socket.
+    __slots__ = ("_hotsock_addresses", "_hotsock_state")
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
         super().__init__(family, type, proto, fileno)
         self._hotsock_addresses = None
+        self._hotsock_state = None
 
     # recv, recv_into, recvfrom, recvfrom_into, send and sendto: installed
     # below as compiled method descriptors (hotsock._methods.install).
