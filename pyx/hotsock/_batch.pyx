@@ -895,13 +895,14 @@ cdef Py_ssize_t _send_stream(SockInfo *info, iovec *iovs, Py_ssize_t n, int flag
         ctx.msg.msg_iovlen = <size_t>min(n - done, <Py_ssize_t>HS_MAX_BATCH)
         try:
             res = sock_call(info.fd, info.timeout_ns, True, _do_stream_send, &ctx)
-        except OSError as exc:
-            if written == 0:
+        except BaseException as exc:   # a signal handler's exception too
+            if written == 0 and isinstance(exc, OSError):
                 if done == 0:
                     raise
                 return done     # what was sent stands; the rest reports the error again
-            exc.buffers_sent = done
-            exc.characters_written = written
+            if done or written:
+                exc.buffers_sent = done
+                exc.characters_written = written
             raise
         # Advance over what the kernel took: whole buffers, then part of one.
         while res > 0 and done < n:
