@@ -392,7 +392,10 @@ def test_stream_every_byte_once_in_order(family, mode):
         rx.close()
     assert counted == [total]
     assert received == data
-    assert partial_reports >= 0
+    if mode == "non-blocking":
+        # The kernel takes what fits, mostly ending inside a buffer: the
+        # resume-from-the-report path above was exercised.
+        assert partial_reports > 0
 
 
 def test_stream_blocking_send_batch_writes_everything():
