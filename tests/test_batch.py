@@ -427,7 +427,8 @@ def test_send_batch_empty():
     ([b"x"], {"address": ("127.0.0.1",)}, TypeError, r"must be a pair \(host, port\)"),
     ([b"x"], {"address": (None, 9)}, TypeError, "str, bytes or bytearray expected, not NoneType"),
     ([b"x"], {"address": ("127.0.0.1", "9")}, TypeError, "cannot be interpreted as an integer"),
-    ([b"x"], {"flags": "0"}, TypeError, "an integer is required"),
+    ([b"x"], {"flags": "0"}, TypeError, "'str' object cannot be interpreted as an integer"),
+    ([b"x"], {"flags": 1.0}, TypeError, "'float' object cannot be interpreted as an integer"),
 ])
 def test_send_batch_bad_input(buffers, kwargs, exc, message):
     with hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

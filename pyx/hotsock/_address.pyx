@@ -13,6 +13,9 @@ a loop receiving from one peer builds its tuple once.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.buffer cimport (
+    PyObject_GetBuffer, PyBuffer_Release, PyBuffer_IsContiguous, PyBUF_SIMPLE)
+from libc.limits cimport INT_MAX, INT_MIN
 from libc.stdint cimport uint16_t, uint32_t
 from libc.string cimport memcpy, memcmp, memset, strlen
 
@@ -21,6 +24,7 @@ from includes.netinet cimport (
     sockaddr_in, sockaddr_in6, htons, ntohs, htonl, ntohl, inet_pton, inet_ntop,
     INADDR_ANY, INADDR_BROADCAST, INET6_ADDRSTRLEN)
 
+import operator
 import os
 import _socket
 
@@ -116,94 +120,163 @@ cdef int parse_inet(int family, object addr, sockaddr_storage *out,
     return 1
 
 
-cdef object _host_text(object host):
-    """CPython's idna_converter: the host as an ASCII str (or raise)."""
+cdef bytes _host_bytes(object host):
+    """CPython's idna_converter: the host as bytes for the resolver (or raise)."""
     if isinstance(host, (bytes, bytearray)):
-        text = bytes(host).decode("ascii", "surrogateescape")
+        raw = bytes(host)
     elif isinstance(host, str):
-        text = host if host.isascii() else host.encode("idna").decode("ascii")
+        if host.isascii():
+            raw = host.encode("ascii")
+        else:
+            try:
+                raw = host.encode("idna")
+            except UnicodeError:
+                # Surrogates, labels too long, ...: the stdlib's wording.
+                raise TypeError("encoding of hostname failed") from None
     else:
         raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
-    if "\0" in text:
+    if b"\0" in raw:
         raise TypeError("host name must not contain null character")
-    return text
+    return raw
+
+
+cdef object _c_int(object value):
+    """The stdlib's "i" format: any __index__ object, OverflowError past a C int."""
+    value = operator.index(value)
+    if not INT_MIN <= value <= INT_MAX:
+        raise OverflowError("signed integer is out of range")
+    return value
+
+
+cdef object _c_uint_mask(object value):
+    """The stdlib's "I" format: any __index__ object, masked to 32 bits."""
+    return operator.index(value) & 0xffffffff
+
+
+cdef int _set_ip(int family, bytes host, sockaddr_storage *out) except -1:
+    """CPython's setipaddr(): *host* to an address of *family*; port and
+    scope are the caller's."""
+    cdef sockaddr_in *sin = <sockaddr_in *>out
+    cdef sockaddr_in6 *sin6 = <sockaddr_in6 *>out
+    cdef const char *name = host
+    memset(out, 0, sizeof(sockaddr_storage))
+    if not host:
+        infos = _socket.getaddrinfo(None, "0", family, SOCK_DGRAM, 0, _socket.AI_PASSIVE)
+        if len(infos) > 1:
+            raise OSError("wildcard resolved to multiple address")
+        text = infos[0][4][0]
+    elif host == b"255.255.255.255" or host == b"<broadcast>":
+        if family != AF_INET:
+            raise OSError("address family mismatched")
+        sin.sin_family = AF_INET
+        sin.sin_addr.s_addr = htonl(INADDR_BROADCAST)
+        return 0
+    elif family == AF_INET and inet_pton(AF_INET, name, &sin.sin_addr) == 1:
+        sin.sin_family = AF_INET
+        return 0
+    elif (family == AF_INET6 and b"%" not in host
+            and inet_pton(AF_INET6, name, &sin6.sin6_addr) == 1):
+        sin6.sin6_family = AF_INET6
+        return 0
+    else:
+        # A name or a scoped literal: the resolver decides (its scope is not kept).
+        text = _socket.getaddrinfo(host, None, family)[0][4][0]
+    encoded = text.split("%")[0].encode("ascii")
+    name = encoded
+    if family == AF_INET:
+        sin.sin_family = AF_INET
+        if inet_pton(AF_INET, name, &sin.sin_addr) != 1:
+            raise OSError("unknown address family")
+    else:
+        sin6.sin6_family = AF_INET6
+        if inet_pton(AF_INET6, name, &sin6.sin6_addr) != 1:
+            raise OSError("unknown address family")
+    return 0
 
 
 cdef int resolve_address(int family, object addr, str caller,
                          sockaddr_storage *out, socklen_t *out_len) except -1:
     """The general path: any address CPython's socket methods accept.
 
-    Host names are resolved with getaddrinfo (the GIL released, as the stdlib
-    does); messages and exception types follow ``getsockaddrarg``.
+    Follows CPython's ``getsockaddrarg``/``setipaddr`` step by step -- the
+    order of the checks, exception types and messages included -- so that
+    ``send_batch`` and ``blast`` refuse what ``sendto`` refuses, the same
+    way.  Host names are resolved with getaddrinfo (the GIL released, as the
+    stdlib does).
     """
+    cdef sockaddr_in *sin = <sockaddr_in *>out
+    cdef sockaddr_in6 *sin6 = <sockaddr_in6 *>out
     if parse_inet(family, addr, out, out_len):
         return 0
     if family == AF_UNIX:
         return _unix_address(addr, out, out_len)
-    if family == AF_INET:
-        if not isinstance(addr, tuple):
-            raise TypeError(
-                f"{caller}(): AF_INET address must be tuple, not {type(addr).__name__}")
-        if len(addr) != 2:
-            raise TypeError("AF_INET address must be a pair (host, port)")
-        host, port = addr
-        extra = ()
-    elif family == AF_INET6:
-        if not isinstance(addr, tuple):
-            raise TypeError(
-                f"{caller}(): AF_INET6 address must be tuple, not {type(addr).__name__}")
-        if not 2 <= len(addr) <= 4:
-            raise TypeError(
-                "AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
-        host, port, *extra = addr
-    else:
+    if family != AF_INET and family != AF_INET6:
         raise OSError(f"{caller}(): bad family")
-    text = _host_text(host)
+    name = "AF_INET" if family == AF_INET else "AF_INET6"
+    if not isinstance(addr, tuple):
+        raise TypeError(f"{caller}(): {name} address must be tuple, not {type(addr).__name__}")
+    # PyArg_ParseTuple("O&i|II"): the fields converted in order, then resolved.
+    if family == AF_INET and len(addr) != 2:
+        raise TypeError("AF_INET address must be a pair (host, port)")
+    if family == AF_INET6 and not 2 <= len(addr) <= 4:
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    host = _host_bytes(addr[0])
     try:
-        port = port.__index__()
-    except AttributeError:
-        raise TypeError(
-            f"'{type(port).__name__}' object cannot be interpreted as an integer") from None
+        port = _c_int(addr[1])
+    except OverflowError:
+        raise OverflowError(f"{caller}(): port must be 0-65535.") from None
+    flowinfo = _c_uint_mask(addr[2]) if len(addr) > 2 else 0
+    scope_id = _c_uint_mask(addr[3]) if len(addr) > 3 else 0
+    _set_ip(family, host, out)
     if not 0 <= port <= 0xffff:
         raise OverflowError(f"{caller}(): port must be 0-65535.")
-    # The stdlib parses both with "I": masked to 32 bits, then range-checked.
-    flowinfo = (extra[0].__index__() & 0xffffffff) if len(extra) > 0 else 0
-    scope_id = (extra[1].__index__() & 0xffffffff) if len(extra) > 1 else 0
-    if not 0 <= flowinfo <= 0xfffff:
+    if family == AF_INET:
+        sin.sin_port = htons(<uint16_t>port)
+        out_len[0] = sizeof(sockaddr_in)
+        return 0
+    if flowinfo > 0xfffff:
         raise OverflowError(f"{caller}(): flowinfo must be 0-1048575.")
-    if text and text != "<broadcast>" and "%" not in text:
-        numeric = (text, port) if family == AF_INET else (text, port, flowinfo, scope_id & 0xffffffff)
-        if parse_inet(family, numeric, out, out_len):
-            return 0
-    if text == "<broadcast>" and family == AF_INET6:
-        raise OSError("address family mismatched")
-    # Names, '' for IPv6 and scoped literals: the resolver decides, as in setipaddr().
-    infos = _socket.getaddrinfo(text or None, port, family, SOCK_DGRAM, 0,
-                                _socket.AI_PASSIVE if not text else 0)
-    sockaddr_tuple = infos[0][4]
-    if family == AF_INET6:
-        sockaddr_tuple = (sockaddr_tuple[0].split("%")[0], port, flowinfo,
-                          (scope_id & 0xffffffff) or sockaddr_tuple[3])
-    if not parse_inet(family, sockaddr_tuple, out, out_len):
-        raise OSError(f"{caller}(): cannot convert address {addr!r}")
+    sin6.sin6_port = htons(<uint16_t>port)
+    sin6.sin6_flowinfo = htonl(<uint32_t>flowinfo)
+    sin6.sin6_scope_id = <uint32_t>scope_id      # the tuple's, never the literal's
+    out_len[0] = sizeof(sockaddr_in6)
     return 0
 
 
+def sockaddr_for(int family, address):
+    """The address tuple ``send_batch`` would send to (for tests): *address*
+    converted to a sockaddr and back."""
+    cdef sockaddr_storage ss
+    cdef socklen_t length = 0
+    resolve_address(family, address, "sockaddr_for", &ss, &length)
+    return make_address(<sockaddr *>&ss, length)
+
+
 cdef int _unix_address(object addr, sockaddr_storage *out, socklen_t *out_len) except -1:
-    """A filesystem path or (leading NUL) a Linux abstract name, as getsockaddrarg takes it."""
+    """A filesystem path or (leading NUL) a Linux abstract name, as getsockaddrarg
+    takes it: a str encoded with the filesystem encoding, else any contiguous
+    bytes-like object (not a PathLike, as in the stdlib)."""
     cdef sockaddr_un *sun = <sockaddr_un *>out
-    cdef bytes path
-    if isinstance(addr, (bytes, bytearray, memoryview)):
-        path = bytes(addr)
-    else:
-        path = os.fsencode(addr)
-    abstract = len(path) > 0 and path[0] == 0
-    if len(path) > sizeof(sun.sun_path) or (not abstract and len(path) >= sizeof(sun.sun_path)):
-        raise OSError("AF_UNIX path too long")
-    memset(out, 0, sizeof(sockaddr_storage))
-    sun.sun_family = AF_UNIX
-    memcpy(sun.sun_path, <const char *>path, len(path))
-    out_len[0] = <socklen_t>(SUN_PATH_OFFSET + len(path) + (0 if abstract else 1))
+    cdef Py_buffer view
+    cdef bint abstract
+    if isinstance(addr, str):
+        addr = os.fsencode(addr)
+    PyObject_GetBuffer(addr, &view, PyBUF_SIMPLE)
+    try:
+        if not PyBuffer_IsContiguous(&view, b'C'):
+            raise TypeError(f"a bytes-like object is required, not '{type(addr).__name__}'")
+        # '' is the empty abstract address: the kernel refuses it (EINVAL)
+        # in sendto, as for the stdlib; its length must not take a NUL.
+        abstract = view.len == 0 or (<const char *>view.buf)[0] == 0
+        if view.len > <Py_ssize_t>sizeof(sun.sun_path) or (
+                not abstract and view.len >= <Py_ssize_t>sizeof(sun.sun_path)):
+            raise OSError("AF_UNIX path too long")
+        memset(out, 0, sizeof(sockaddr_storage))
+        sun.sun_family = AF_UNIX
+        memcpy(sun.sun_path, view.buf, view.len)
+        out_len[0] = <socklen_t>(SUN_PATH_OFFSET + view.len + (0 if abstract else 1))
+    finally:
+        PyBuffer_Release(&view)
     return 0
 
 
@@ -311,7 +384,14 @@ cdef AddressCache cache_of(object sock):
         cache = sock._hotsock_addresses
     except AttributeError:
         return AddressCache()
-    if cache is None:
-        cache = AddressCache()
-        sock._hotsock_addresses = cache
-    return <AddressCache>cache
+    if type(cache) is AddressCache:
+        return <AddressCache>cache
+    # None (not made yet), or anything else a user or a duck-typed object
+    # put there: never trusted, replaced where the object lets us.
+    cache = AddressCache()
+    if isinstance(sock, _socket.socket):
+        try:
+            sock._hotsock_addresses = cache
+        except (AttributeError, TypeError):
+            pass
+    return cache

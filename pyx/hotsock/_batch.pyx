@@ -11,6 +11,7 @@ Where recvmmsg/sendmmsg are missing (macOS) or switched off with
 ``HOTSOCK_NO_MMSG=1``, the same functions run a C loop of recvmsg/sendmsg
 with identical results.
 """
+import operator
 import os
 import threading
 
@@ -22,6 +23,7 @@ from cpython.buffer cimport (
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from libc.errno cimport errno, EAGAIN, EINTR, ENOSYS, EIO, EINVAL, EOPNOTSUPP
+from libc.limits cimport INT_MAX, INT_MIN
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.string cimport memset
 from posix.stat cimport fstat, struct_stat
@@ -69,6 +71,24 @@ cdef Py_ssize_t GRO_BUFFER = 65536
 
 # The largest slot: a full GRO buffer needs 64 KiB; larger slots suit stream sockets.
 cdef Py_ssize_t MAX_SLOT = 1 << 24
+
+
+cdef extern from "Python.h":
+    long PyLong_AsLong(object o) except? -1
+
+cdef extern from "<sys/socket.h>":
+    enum: SOCK_STREAM
+
+
+cdef int flags_arg(object flags) except? -1:
+    """*flags* as the stdlib's "i" format takes them: an int (or an object
+    with ``__index__``), never a float; the stdlib's messages."""
+    cdef long value = PyLong_AsLong(operator.index(flags))
+    if value > INT_MAX:
+        raise OverflowError("signed integer is greater than maximum")
+    if value < INT_MIN:
+        raise OverflowError("signed integer is less than minimum")
+    return <int>value
 
 
 cdef bint _probe_mmsg():
@@ -639,7 +659,7 @@ cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flag
     return n
 
 
-def recv_batch(sock, RecvBatch batch not None, int flags=0):
+def recv_batch(sock, RecvBatch batch not None, flags=0):
     """recv_batch(sock, batch, flags=0) -> int
 
     Receive into *batch* with one ``recvmmsg`` call: wait (honouring the
@@ -658,6 +678,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     cdef Py_ssize_t n = 0
     cdef SocketState state
     cdef int deferred
+    cdef int c_flags = flags_arg(flags)
     get_sock_info(sock, &info)
     state = state_of(sock, info.fd, False)
     if state is not None and state.deferred_errno:
@@ -674,7 +695,7 @@ def recv_batch(sock, RecvBatch batch not None, int flags=0):
     slots_prepare(&batch.slots)     # the loops' slots_receive does this itself
     ctx.msgs = batch.slots.msgs
     ctx.count = <unsigned int>batch.count
-    ctx.flags = timeout_flags(info.timeout_ns, flags)
+    ctx.flags = timeout_flags(info.timeout_ns, c_flags)
     ctx.later_errno = 0
     try:
         n = sock_call(&info, False,
@@ -807,6 +828,36 @@ cdef class _SendScratch:
 cdef list _scratch_pool = []
 # Scratch kept for reuse; more concurrent calls allocate their own.
 cdef Py_ssize_t SCRATCH_POOL = 4
+# What one pooled scratch may keep: arrays for this many datagrams (about
+# 1.6 MiB) and this much staging room.  A larger call frees its arrays when
+# it ends, so one call with a million buffers does not pin hundreds of MiB
+# for the life of the process.
+cdef Py_ssize_t SCRATCH_KEEP_DATAGRAMS = 4 * HS_MAX_BATCH
+cdef size_t SCRATCH_KEEP_STAGE = 1 << 20
+
+
+cdef size_t _scratch_bytes(_SendScratch scratch) noexcept:
+    return scratch.capacity * (
+        sizeof(Py_buffer) + 2 * sizeof(iovec) + 2 * sizeof(mmsghdr)
+        + sizeof(sockaddr_storage) + sizeof(uint32_t) + HS_SEGMENT_CONTROL
+    ) + scratch.stage_capacity
+
+
+cdef void _scratch_return(_SendScratch scratch) noexcept:
+    """Back to the pool, trimmed to what the pool may keep (or dropped)."""
+    if scratch.stage_capacity > SCRATCH_KEEP_STAGE:
+        PyMem_Free(scratch.stage)
+        scratch.stage = NULL
+        scratch.stage_capacity = 0
+    if scratch.capacity > SCRATCH_KEEP_DATAGRAMS:
+        scratch._free()
+    if len(_scratch_pool) < SCRATCH_POOL:
+        _scratch_pool.append(scratch)
+
+
+def _send_pool_bytes():
+    """Bytes of C memory the send_batch pool keeps between calls (for tests)."""
+    return sum(_scratch_bytes(scratch) for scratch in _scratch_pool)
 
 
 # Sockets whose kernel or device refused a segmented send (EIO, EINVAL,
@@ -885,7 +936,82 @@ cdef Py_ssize_t _send_segmented(SockInfo *info, _SendScratch scratch, Py_ssize_t
     return sent
 
 
-def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=None):
+cdef int _socket_type(int fd) except -1:
+    """SO_TYPE of *fd*; the errno (ENOTSOCK for a pipe or file, EBADF for a
+    closed descriptor) if it is not a socket."""
+    cdef int value = 0
+    cdef socklen_t length = sizeof(value)
+    if getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) < 0:
+        raise_errno(errno)
+    return value
+
+
+cdef struct StreamCtx:
+    msghdr msg
+    int flags
+
+
+cdef ssize_t _do_stream_send(int fd, void *p) noexcept nogil:
+    cdef StreamCtx *c = <StreamCtx *>p
+    return sendmsg(fd, &c.msg, c.flags)
+
+
+cdef Py_ssize_t _send_stream(SockInfo *info, iovec *iovs, Py_ssize_t n, int flags,
+                             sockaddr_storage *name, socklen_t name_len) except -1:
+    """Write the n buffers to a stream socket in order, whole: the number written.
+
+    Many buffers go per ``sendmsg`` (one iovec each).  A buffer the kernel
+    took only part of is finished by waiting until the socket is writable
+    (with its timeout for each wait).  If it cannot be finished -- the
+    timeout expires, the socket is non-blocking and full, an error -- the
+    exception says how far the data went: ``buffers_sent`` whole buffers
+    and ``characters_written`` bytes of the next one.  At a buffer boundary
+    the count is returned instead (or the error raised if nothing went), as
+    for datagrams.
+    """
+    cdef StreamCtx ctx
+    cdef Py_ssize_t done = 0, k
+    cdef size_t written = 0         # bytes of buffer *done* already sent
+    cdef ssize_t res
+    memset(&ctx, 0, sizeof(ctx))
+    ctx.flags = flags
+    if name != NULL:
+        ctx.msg.msg_name = name
+        ctx.msg.msg_namelen = name_len
+    while done < n:
+        if iovs[done].iov_len == 0:
+            done += 1
+            continue
+        ctx.msg.msg_iov = &iovs[done]
+        ctx.msg.msg_iovlen = <size_t>min(n - done, <Py_ssize_t>HS_MAX_BATCH)
+        try:
+            res = sock_call(info, True, _do_stream_send, &ctx)
+        except BaseException as exc:   # a signal handler's exception too
+            if written == 0 and isinstance(exc, OSError):
+                if done == 0:
+                    raise
+                return done     # what was sent stands; the rest reports the error again
+            if done or written:
+                exc.buffers_sent = done
+                exc.characters_written = written
+            raise
+        # Advance over what the kernel took: whole buffers, then part of one.
+        while res > 0 and done < n:
+            if <size_t>res >= iovs[done].iov_len:
+                res -= iovs[done].iov_len
+                iovs[done].iov_base = NULL
+                iovs[done].iov_len = 0
+                done += 1
+                written = 0
+            else:
+                iovs[done].iov_base = (<char *>iovs[done].iov_base) + res
+                iovs[done].iov_len -= <size_t>res
+                written += <size_t>res
+                res = 0
+    return n
+
+
+def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None):
     """send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None) -> int
 
     Send each bytes-like object of *buffers* (a sequence or any iterable) as one datagram,
@@ -895,6 +1021,17 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
     when the socket stops accepting (a full buffer on a non-blocking socket,
     an error after the first datagram; sending the rest again reports it).
 
+    On a stream socket (TCP, AF_UNIX SOCK_STREAM) the buffers are written in
+    order, each one whole: a buffer the kernel takes only part of is
+    finished by waiting until the socket is writable again (the socket's
+    timeout applies to each wait).  The count returned is of whole buffers
+    written.  When a buffer cannot be finished (the timeout expires, a
+    non-blocking socket is full, an error), the exception raised --
+    ``TimeoutError``, ``BlockingIOError``, ``OSError`` -- carries
+    ``buffers_sent`` (whole buffers written) and ``characters_written``
+    (bytes of the next buffer written): no byte is ever dropped or written
+    twice without the caller being told.
+
     *gso* (Linux, UDP sockets): consecutive datagrams for one destination and
     of one size (the last may be shorter) go as one segmented send
     (UDP_SEGMENT) of up to 64 datagrams.  None: where that is safe --
@@ -903,10 +1040,13 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
     refuses (EIO, EINVAL, EOPNOTSUPP), the datagrams go one by one and the
     socket is remembered as refusing.  Receivers see the same datagrams.
 
-    Raises ``TypeError`` for an item that is not a bytes-like object or for
-    both *address* and *addresses*, ``ValueError`` when *addresses* and
-    *buffers* differ in length, the stdlib's errors for a bad address, and
-    ``OSError``/``TimeoutError`` when not even the first datagram can be sent.
+    Addresses are converted as ``socket.sendto`` converts them, with the
+    same errors and messages.  Raises ``TypeError`` for an item that is not
+    a bytes-like object, for both *address* and *addresses* or for *flags*
+    that are not an integer, ``ValueError`` when *addresses* and *buffers*
+    differ in length, ``OSError`` (``ENOTSOCK``) when *sock* is not a
+    socket, and ``OSError``/``TimeoutError`` when not even the first
+    datagram can be sent.
     """
     cdef SockInfo info
     cdef Py_ssize_t n, i, acquired = 0, total = 0
@@ -918,6 +1058,8 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
     cdef AddressCache cache
     cdef _SendScratch scratch
     cdef int gso_error = 0
+    cdef int c_flags = flags_arg(flags)
+    cdef bint stream
     cdef size_t max_segment
     get_sock_info(sock, &info)
     # Tuples: user code runs below (__index__, name lookups with the GIL
@@ -934,6 +1076,9 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
             raise ValueError(f"{n} buffers but {PySequence_Fast_GET_SIZE(targets)} addresses")
     if n == 0:
         return 0
+    # Not a socket (a pipe, a file): say so, as the stdlib would, before
+    # the address is read by the rules of a family it does not have.
+    stream = _socket_type(info.fd) == SOCK_STREAM
     scratch = _scratch_pool.pop() if _scratch_pool else _SendScratch()
     try:
         scratch.reserve(n)
@@ -957,17 +1102,22 @@ def send_batch(sock, buffers, address=None, *, addresses=None, int flags=0, gso=
             elif address is not None:
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
-        flags = timeout_flags(info.timeout_ns, flags)
+        c_flags = timeout_flags(info.timeout_ns, c_flags)
+        if stream:
+            # A stream has no datagrams: sendmmsg would count a buffer the
+            # kernel took only part of as sent, and drop the rest.
+            return _send_stream(&info, iovs, n, c_flags,
+                                &names[0] if address is not None or addresses is not None
+                                else NULL, name_len)
         if n > 1 and gso is not False and _gso_usable(info.fd, info.family):
             if gso is True:
                 max_segment = HS_GSO_MAX_BYTES
             else:
                 max_segment = SAFE_SEGMENT_V4 if info.family == AF_INET else SAFE_SEGMENT_V6
-            return _send_segmented(&info, scratch, n, flags, max_segment)
-        _send_messages(&info, msgs, n, flags, NULL, &total, &gso_error)
+            return _send_segmented(&info, scratch, n, c_flags, max_segment)
+        _send_messages(&info, msgs, n, c_flags, NULL, &total, &gso_error)
         return total
     finally:
         for i in range(acquired):
             PyBuffer_Release(&scratch.views[i])
-        if len(_scratch_pool) < SCRATCH_POOL:
-            _scratch_pool.append(scratch)
+        _scratch_return(scratch)

@@ -18,7 +18,7 @@ from cpython.buffer cimport (
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.exc cimport PyErr_Clear
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject, PyTypeObject, PyObject_TypeCheck
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.string cimport memcpy, memset
@@ -181,15 +181,19 @@ cdef inline bint _inet(int family) noexcept:
     return family == AF_INET or family == AF_INET6
 
 
-# Offset of the ``_hotsock_addresses`` slot in hotsock.socket instances; the
-# method descriptors guarantee ``self`` is one, so the slot is read directly.
+# Offset of the ``_hotsock_addresses`` slot in hotsock.socket instances, and
+# that class.  The method descriptors pass only instances of it as ``self``;
+# the slot is still read only after checking (a cheap test, and no layout is
+# ever assumed for another object), and what it holds is type-checked.
 cdef Py_ssize_t _cache_offset = -1
+cdef PyTypeObject *_cache_class = NULL
+cdef object _cache_class_ref = None     # keeps the class alive
 
 
 cdef AddressCache _cache(object sock):
     cdef PyObject **slot
     cdef PyObject *old
-    if _cache_offset < 0:
+    if _cache_offset < 0 or not PyObject_TypeCheck(sock, _cache_class):
         return cache_of(sock)
     slot = <PyObject **>((<char *><PyObject *>sock) + _cache_offset)
     if slot[0] != NULL and type(<object>slot[0]) is AddressCache:
@@ -426,10 +430,12 @@ cdef PyMethodDef _defs[6]
 
 def install(cls):
     """Install the compiled methods on *cls* (``hotsock.socket``)."""
-    global _cache_offset
+    global _cache_offset, _cache_class, _cache_class_ref
     slot = cls.__dict__["_hotsock_addresses"]
     if type(slot).__name__ != "member_descriptor":
         raise TypeError("hotsock.socket must keep _hotsock_addresses in __slots__")
+    _cache_class_ref = cls
+    _cache_class = <PyTypeObject *>cls
     _cache_offset = (<PyMemberDescrObject *>slot).d_member.offset
     hs_fastcall_def(&_defs[0], "recv", <void *>m_recv,
         "recv($self, bufsize, flags=0, /)\n--\n\n"

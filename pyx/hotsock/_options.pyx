@@ -29,6 +29,8 @@ from hotsock._syscall cimport raise_errno
 
 from libc.errno cimport errno, ENOPROTOOPT, ENODEV
 
+import os
+
 
 # --- raw get/set ---------------------------------------------------------------
 
@@ -93,6 +95,9 @@ cdef int _check_range(str what, object value, long low, long high) except -1:
 cdef int _ipv4(object text, str what, in_addr *out) except -1:
     if not isinstance(text, str):
         raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if "\0" in text:
+        # The C string would end there: refused, as the stdlib's inet_aton/inet_pton do.
+        raise ValueError("embedded null character")
     if inet_pton(AF_INET, text.encode("ascii", "replace"), out) != 1:
         raise ValueError(f"{what} is not an IPv4 address: {text!r}")
     return 0
@@ -101,6 +106,9 @@ cdef int _ipv4(object text, str what, in_addr *out) except -1:
 cdef int _ipv6(object text, str what, in6_addr *out) except -1:
     if not isinstance(text, str):
         raise TypeError(f"{what} must be a str, not {type(text).__name__}")
+    if "\0" in text:
+        # The C string would end there: refused, as the stdlib's inet_aton/inet_pton do.
+        raise ValueError("embedded null character")
     if inet_pton(AF_INET6, text.encode("ascii", "replace"), out) != 1:
         raise ValueError(f"{what} is not an IPv6 address: {text!r}")
     return 0
@@ -135,7 +143,10 @@ cdef unsigned int interface_index(object interface) except? 0:
         _check_range("interface index", interface, 0, 0x7fffffff)
         return interface
     if isinstance(interface, str):
-        index = if_nametoindex(interface.encode())
+        name = os.fsencode(interface)       # the stdlib's if_nametoindex conversion
+        if b"\0" in name:
+            raise ValueError("embedded null byte")
+        index = if_nametoindex(name)
         if index == 0:
             raise OSError(ENODEV, f"no such network interface: {interface!r}")
         return index

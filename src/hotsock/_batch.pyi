@@ -12,7 +12,7 @@ SO_MEMINFO: Optional[int]
 UDP_GRO: Optional[int]
 SAFE_SEGMENT: dict[int, int]
 
-_Address = Union[Tuple[Any, ...], str, bytes]
+_Address = Union[Tuple[Any, ...], str, ReadableBuffer]
 _SockOrFd = Union[_stdlib.socket, int]
 
 @disjoint_base

@@ -102,13 +102,26 @@ _MEMINFO_DROPS = 8
 
 
 def kernel_drops(sock):
-    """The drop counter of UDP socket *sock*: datagrams the kernel dropped
-    since the socket was opened (Linux; None elsewhere).
+    """The drop counter of UDP socket *sock* (a socket object or an integer
+    file descriptor): datagrams the kernel dropped since the socket was
+    opened (Linux; None elsewhere).
 
     SO_RXQ_OVFL reports the same counter, but only with a datagram: drops
     after the last one received show here only.  Read with SO_MEMINFO, or
-    from /proc/net/udp{,6} where that is refused.
+    from /proc/net/udp{,6} where that is refused.  Raises ``TypeError`` for
+    anything else and ``OSError`` (``ENOTSOCK``) for a descriptor that is
+    not a socket.
     """
+    if not isinstance(sock, _stdlib.socket):
+        if isinstance(sock, bool) or not isinstance(sock, int):
+            raise TypeError(f"kernel_drops() expects a socket or a file descriptor, "
+                            f"not {type(sock).__name__}")
+        # A borrowed descriptor: wrapped for the call, never closed.
+        wrapped = _stdlib.socket(fileno=sock)
+        try:
+            return kernel_drops(wrapped)
+        finally:
+            wrapped.detach()
     if SO_MEMINFO is not None:
         try:
             raw = sock.getsockopt(_stdlib.SOL_SOCKET, SO_MEMINFO, 4 * (_MEMINFO_DROPS + 1))

@@ -15,7 +15,7 @@ _SockOrFd = Union[_stdlib.socket, int]
 _Progress = Optional[Callable[[LoopStats], Any]]
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
-def kernel_drops(sock: _stdlib.socket) -> Optional[int]: ...
+def kernel_drops(sock: _SockOrFd) -> Optional[int]: ...
 def capture(sock: _SockOrFd, path_or_callback: Union[_Path, Callable[[RecvBatch], Any]], *,
             format: str = "pcap", count: Optional[int] = None,
             duration: Optional[float] = None, idle: Optional[float] = None,

@@ -5,7 +5,7 @@ from _typeshed import ReadableBuffer
 
 from ._batch import RecvBatch
 
-_Address = Union[Tuple[Any, ...], str, bytes]
+_Address = Union[Tuple[Any, ...], str, ReadableBuffer]
 
 class socket(_stdlib.socket):
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1,
