@@ -479,3 +479,17 @@ def test_cli_receivers_default_to_a_large_receive_buffer_and_say_so(command):
 def test_cli_explicit_rcvbuf_wins():
     line = _opening_line("capture", "--port", "0", "--rcvbuf", "256K")
     assert "receive buffer 512 KiB" in line, line
+
+
+def test_opening_line_says_when_rmem_max_capped_the_buffer():
+    from hotsock.__main__ import build_parser
+    from hotsock._cli_commands import opening_line
+    parser, _ = build_parser()
+    args = parser.parse_args(["capture", "--port", "0"])
+    line = opening_line(args, {"address": "0.0.0.0", "port": 9, "rcvbuf": 425984,
+                               "rmem_max": 212992})
+    assert "receive buffer 416 KiB (capped by net.core.rmem_max = 212992" in line
+    assert _hotloops.recv_buffer_cap(2 << 20, 4 << 20) is None
+    if os.path.exists("/proc/sys/net/core/rmem_max"):
+        with open("/proc/sys/net/core/rmem_max") as f:
+            assert _hotloops.recv_buffer_cap(2 << 20, 425984) == int(f.read())
