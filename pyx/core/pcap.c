@@ -315,10 +315,16 @@ static size_t piece_end(const hs_pcap_writer *w, size_t pos)
 {
     uint64_t at = w->offset + pos;
     uint64_t boundary = (at / w->page + 1) * w->page;
-    size_t end = pos + unit_size(w, pos), next;
+    size_t size = unit_size(w, pos), end, next;
 
+    if (size == 0 || size > w->len - pos)   /* never for what this writer built */
+        return w->len;
+    end = pos + size;
     while (end < w->len) {
-        next = end + unit_size(w, end);
+        size = unit_size(w, end);
+        if (size == 0 || size > w->len - end)
+            return w->len;
+        next = end + size;
         if (w->offset + next > boundary)
             break;
         end = next;

@@ -495,10 +495,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
     """
     sock, owned = _datagram_socket(sock, "blast")
     try:
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"size must be an integer, not {type(size).__name__}")
-        if not 0 <= size <= MAX_DATAGRAM:
-            raise ValueError(f"size must be between 0 and {MAX_DATAGRAM}, not {size}")
+        _limits.integer("size", size, MAX_DATAGRAM, low=0)
         if sequence and size < SEQUENCE_HEADER:
             raise ValueError(f"size must be at least {SEQUENCE_HEADER} to carry the sequence "
                              f"header (or pass sequence=False), not {size}")
