@@ -524,3 +524,30 @@ def test_opening_line_says_when_rmem_max_capped_the_buffer():
     if os.path.exists("/proc/sys/net/core/rmem_max"):
         with open("/proc/sys/net/core/rmem_max") as f:
             assert _hotloops.recv_buffer_cap(2 << 20, 425984) == int(f.read())
+
+
+def test_cli_disk_full_prints_the_statistics_then_one_error(small_tmpfs):
+    path = small_tmpfs / "full.pcap"
+    proc = subprocess.Popen([*COMMAND, "capture", "--port", "0", "--bind", "127.0.0.1",
+                             "-w", str(path), "--idle", "3", "--duration", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        line = proc.stderr.readline()
+        port = int(line.split(" port ")[1].split()[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for i in range(400):
+                tx.sendto(b"%05d" % i + b"d" * 995, ("127.0.0.1", port))
+                if i % 50 == 0:
+                    time.sleep(0.01)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    lines = err.splitlines()
+    assert lines[-1].startswith("hotsock: error: writing ") and "No space left" in lines[-1]
+    assert any("packets captured" in x for x in lines), err
+    assert "Traceback" not in err
+    records = read_capture(path)
+    assert [int(r.payload[:5]) for r in records] == list(range(len(records)))

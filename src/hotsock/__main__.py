@@ -359,6 +359,14 @@ def _run(args, argv, latch):
         else:
             progress = _cli_progress.LocalProgress(display) if display.active else None
             stats, context = _cli_commands.run(args, on_ready, progress, latch)
+    except _cli_commands.CommandError as exc:
+        # A full disk: the file ends with its last whole record, and the statistics of
+        # the run so far are shown before the error line.
+        if exc.stats is not None:
+            display.close()
+            for line in _cli_progress.closing_lines(exc.stats, exc.context or {}, args):
+                say(line)
+        raise
     finally:
         display.close()
     for line in _cli_progress.closing_lines(stats, context, args, per_worker):

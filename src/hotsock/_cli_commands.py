@@ -26,7 +26,13 @@ _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 class CommandError(Exception):
-    """A failure at run time, worded for one line after ``hotsock: error:`` (exit status 1)."""
+    """A failure at run time, worded for one line after ``hotsock: error:`` (exit status 1).
+
+    ``stats`` and ``context``: what the run got through before it failed (a full disk),
+    for the closing lines; None if it never started."""
+
+    stats = None
+    context = None
 
 
 class UsageError(Exception):
@@ -351,7 +357,9 @@ def run_capture(args, on_ready, progress, latch=None):
         except OSError as exc:
             # Opening the file (it carries the name) or writing it (a full disk).
             if path and (exc.filename is not None or exc.errno in _WRITE_ERRORS):
-                raise _fail(f"writing {context['file']}", exc) from exc
+                error = _fail(f"writing {context['file']}", exc)
+                error.stats, error.context = getattr(exc, "stats", None), context
+                raise error from exc
             raise
     return _after(stats, latch), context
 
