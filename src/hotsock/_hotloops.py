@@ -442,7 +442,9 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     A reply that cannot go to its sender -- an AF_UNIX sender without an
     address (ENOTCONN), one gone since (ECONNREFUSED, ENOENT), an ICMP error
     -- is counted in ``errors`` and the loop goes on.  SO_RXQ_OVFL and
-    UDP_GRO are put back as they were at the end.  An ``OSError`` that ends
+    UDP_GRO are put back as they were at the end.  The receive buffer is
+    left as the caller set it (a server's own choice; ``hotsock echo`` asks
+    for 2 MiB, as :func:`capture` does).  An ``OSError`` that ends
     the loop carries the run's :class:`LoopStats` as ``stats``.  Bounds as
     for :func:`capture`.
     """
