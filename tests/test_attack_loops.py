@@ -552,3 +552,20 @@ def test_cli_disk_full_prints_the_statistics_then_one_error(small_tmpfs):
     assert "Traceback" not in err
     records = read_capture(path)
     assert [int(r.payload[:5]) for r in records] == list(range(len(records)))
+
+
+@pytest.mark.parametrize("option, value", [
+    (option, value)
+    for option in ("--size", "--chunk", "--loop-chunk", "--offload-chunk", "--rounds")
+    for value in (HUGE_INT, str(64 * 10**22), "-64", "1.5", "x")
+    + (() if option == "--size" else ("0",))])
+def test_cli_bench_bad_numbers_exit_2(option, value):
+    from hotsock.__main__ import main
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(["bench", f"{option}={value}", "--only", "recv"])
+    assert exit_.value.code == 2, err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    assert err.getvalue().splitlines()[-1].startswith("hotsock bench: error: ")
