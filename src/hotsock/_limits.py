@@ -40,8 +40,8 @@ def _number(name, value, low, high, what):
     except OverflowError:       # an int beyond any float
         as_float = math.inf
     if not (as_float > 0 and low <= as_float <= high):      # NaN fails too
-        raise ValueError(f"{name} must be a positive number of {what} from {low:g} to "
-                         f"{high:g}, not {value!r}")
+        span = f"at most {high:g}" if low == 0 else f"from {low:g} to {high:g}"
+        raise ValueError(f"{name} must be a positive number of {what}, {span}, not {value!r}")
     return as_float
 
 
