@@ -250,7 +250,8 @@ def test_capture_flood_accounts_for_every_datagram(tmp_path, cpeers):
                                     rx.getsockname()[1], sent)
     thread = threading.Thread(target=flood)
     thread.start()
-    stats = hotsock.capture(rx, path, format="pcapng", idle=1.0, duration=30)
+    stats = hotsock.capture(rx, path, format="pcapng", idle=1.0, duration=30,
+                            rcvbuf=None)   # keep the 16 KiB buffer: the flood must overrun it
     thread.join()
     out = result["proc"].stdout
     assert out.split() == ["sent", str(sent)]

@@ -12,6 +12,16 @@
  *    first).  write() therefore always starts on a record boundary, so a
  *    process killed between flushes leaves a file of whole records that
  *    readers can open.
+ *  - A kill *during* a flush: Linux copies a write() into a file page by
+ *    page (folio by folio) and stops between two of them for a fatal signal
+ *    (generic_perform_write), so one large write() can be cut at any page
+ *    boundary.  A flush is therefore a series of write() calls, each ending
+ *    on a record boundary and crossing no page boundary of the file unless
+ *    a single record does -- a cut can only fall inside such a record, and
+ *    only while the kernel copies its first part.
+ *  - A failed write (a full disk) may have written part of a piece: the
+ *    file is cut back to the piece's start (ftruncate), so it always ends
+ *    on a whole record.
  *  - pcap and pcapng block fields are written in host byte order: both
  *    formats put a byte-order magic at the start and readers swap as
  *    needed, so there is no reason to swap on the hot path.  Only the
@@ -27,7 +37,9 @@
 #include <sys/socket.h>     /* AF_INET, AF_INET6 */
 #include <netinet/in.h>
 #include <arpa/inet.h>       /* ntohs */
-#include <unistd.h>         /* write */
+#include <fcntl.h>          /* fcntl, O_APPEND */
+#include <sys/stat.h>       /* fstat */
+#include <unistd.h>         /* write, lseek, ftruncate, sysconf */
 
 #define LINKTYPE_RAW 101
 #define IPPROTO_UDP_NUM 17
@@ -51,8 +63,6 @@
 #define NG_EPB_FIXED 32 /* 28 before the data + 4 trailing length */
 #define NG_ISB_LEN 76   /* 20 fixed + 4 options * (4+8) + endofopt 4 + trailer 4 */
 
-/* Biggest single write() request: macOS rejects counts above INT_MAX. */
-#define MAX_WRITE_CHUNK ((size_t)1 << 30)
 
 /* ---- byte helpers (memcpy: no alignment or aliasing assumptions) ---- */
 
@@ -233,6 +243,15 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
     }
     w->cap = cap;
     p = w->buf;
+    {
+        off_t at = lseek(fd, 0, SEEK_CUR);
+        struct stat st;
+        long page = sysconf(_SC_PAGESIZE);
+        w->page = page > 0 ? (size_t)page : 4096;
+        w->offset = at > 0 ? (uint64_t)at : 0;
+        w->seekable = at >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                      && !(fcntl(fd, F_GETFL) & O_APPEND);
+    }
 
     if (format == HS_PCAP) {
         put_host32(p, 0xa1b23c4du);   /* nanosecond-resolution magic */
@@ -242,7 +261,7 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
         put_host32(p + 12, 0);         /* sigfigs */
         put_host32(p + 16, snaplen);
         put_host32(p + 20, LINKTYPE_RAW);
-        w->len = PCAP_FILE_HDR;
+        w->len = w->head = PCAP_FILE_HDR;
         return 0;
     }
 
@@ -276,40 +295,102 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
     return 0;
 }
 
+/* The size of the unit (file header, record, block) at buf + pos, a unit boundary. */
+static size_t unit_size(const hs_pcap_writer *w, size_t pos)
+{
+    uint32_t v;
+    if (pos < w->head)
+        return w->head - pos;
+    if (w->format == HS_PCAP) {
+        memcpy(&v, w->buf + pos + 8, 4);        /* caplen */
+        return PCAP_REC_HDR + (size_t)v;
+    }
+    memcpy(&v, w->buf + pos + 4, 4);            /* block total length */
+    return v;
+}
+
+/* Where the write() starting at buf + pos (a unit boundary) ends: whole units up to
+   the file's next page boundary, at least one unit. */
+static size_t piece_end(const hs_pcap_writer *w, size_t pos)
+{
+    uint64_t at = w->offset + pos;
+    uint64_t boundary = (at / w->page + 1) * w->page;
+    size_t size = unit_size(w, pos), end, next;
+
+    if (size == 0 || size > w->len - pos)   /* never for what this writer built */
+        return w->len;
+    end = pos + size;
+    while (end < w->len) {
+        size = unit_size(w, end);
+        if (size == 0 || size > w->len - end)
+            return w->len;
+        next = end + size;
+        if (w->offset + next > boundary)
+            break;
+        end = next;
+    }
+    return end;
+}
+
+/* Drop the first n bytes of the buffer (written, or given up): they are in the file. */
+static void consume(hs_pcap_writer *w, size_t n)
+{
+    memmove(w->buf, w->buf + n, w->len - n);
+    w->len -= n;
+    w->offset += n;
+    w->head = w->head > n ? w->head - n : 0;
+}
+
 int hs_pcap_flush(hs_pcap_writer *w)
 {
-    size_t off = 0;
+    size_t off = 0, end, done;
+    ssize_t r;
     int e;
 
     while (off < w->len) {
-        size_t n = w->len - off;
-        ssize_t r;
-        if (n > MAX_WRITE_CHUNK)
-            n = MAX_WRITE_CHUNK;
-        r = write(w->fd, w->buf + off, n);
-        if (r < 0) {
-            if (errno == EINTR)
+        end = piece_end(w, off);
+        for (done = 0; off + done < end; done += (size_t)r) {
+            r = write(w->fd, w->buf + off + done, end - off - done);
+            if (r < 0 && errno == EINTR) {
+                r = 0;
                 continue;
-            e = errno;
-            goto fail;
+            }
+            if (r <= 0) {
+                e = r < 0 ? errno : EIO;    /* 0 should not happen; avoid spinning */
+                goto fail;
+            }
         }
-        if (r == 0) {       /* should not happen for n > 0; avoid spinning */
-            e = EIO;
-            goto fail;
-        }
-        off += (size_t)r;
+        off = end;
     }
-    w->len = 0;
+    consume(w, off);
     return 0;
 
 fail:
-    /* Keep what was not written so a retry continues exactly there. */
-    memmove(w->buf, w->buf + off, w->len - off);
-    w->len -= off;
+    consume(w, off);
+    if (done > 0) {
+        /* Part of a piece reached the file: cut it off again, so that the file ends
+           on a whole unit and a retry starts at the piece.  Where that is not
+           possible (a pipe), the retry continues exactly where the write stopped. */
+        if (w->seekable && ftruncate(w->fd, (off_t)w->offset) == 0
+                && lseek(w->fd, (off_t)w->offset, SEEK_SET) == (off_t)w->offset) {
+            /* cut back: the piece stays buffered whole */
+        } else {
+            size_t rest = unit_size(w, 0);
+            while (rest <= done)            /* the cut unit is the one done falls in */
+                rest += unit_size(w, rest);
+            consume(w, done);
+            w->head = rest - done;
+        }
+    }
     if (w->err == 0)
         w->err = e;
     errno = e;
     return -1;
+}
+
+void hs_pcap_discard(hs_pcap_writer *w)
+{
+    w->len = w->head;       /* a cut unit's rest must still go, or the stream is broken */
 }
 
 void hs_pcap_free(hs_pcap_writer *w)

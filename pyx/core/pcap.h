@@ -29,6 +29,12 @@ typedef struct {
     uint32_t snaplen;      /* bytes kept per record, synthesized headers included */
     unsigned char *buf;    /* whole records only, so a flush never splits one */
     size_t len, cap;
+    size_t head;           /* bytes at buf's start that are one unit on their own: the
+                              pcap file header, or the rest of a unit a failed write
+                              cut and the file could not be cut back (a pipe) */
+    uint64_t offset;       /* file offset where buf[0] goes */
+    size_t page;           /* the page size: a kill can cut a write() only there */
+    int seekable;          /* a regular file: a cut write can be cut back (ftruncate) */
     uint64_t records;      /* records handed to the writer (accepted into the buffer;
                               a record refused because a flush failed is not counted) */
     uint16_t ip_id;        /* next IPv4 identification; readers flag repeats */
@@ -57,10 +63,21 @@ int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
 int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
                   uint64_t received, uint64_t dropped);
 
-/* Write out everything buffered: loop over short writes and EINTR. 0 or -1/errno.
-   On failure the unwritten bytes stay buffered (a later flush resumes there);
-   EAGAIN from a non-blocking fd is a failure like any other. */
+/* Write out everything buffered, in write() calls that each end on a unit boundary
+   (a record, block or the file header) and cross no page boundary of the file unless a
+   single unit does: on Linux a fatal signal (SIGKILL) can cut a write() to a file only
+   between page-sized copies, so a kill leaves whole records -- except within the
+   microseconds of copying the first part of a unit that spans a page boundary.
+   Loops over short writes and EINTR. 0 or -1/errno.
+   On failure (ENOSPC, EIO, EAGAIN from a non-blocking fd, ...) a unit cut by it is cut
+   off the file again (ftruncate, on a regular file), so the file ends on a whole unit,
+   and the unwritten units stay buffered (a later flush retries them). */
 int hs_pcap_flush(hs_pcap_writer *w);
+
+/* After a failed flush: drop the records still buffered (they could not be written),
+   so that a statistics block can still be written after the last whole record.
+   Keeps the rest of a unit a failed write cut on a stream that cannot be cut back. */
+void hs_pcap_discard(hs_pcap_writer *w);
 
 /* Free the buffer (does not flush, does not close fd). Safe to call twice. */
 void hs_pcap_free(hs_pcap_writer *w);

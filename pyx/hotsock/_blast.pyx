@@ -6,7 +6,7 @@ loop sends what is due by the clock and sleeps (``clock_nanosleep``) until
 the next datagram is due, instead of spinning.
 """
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t, INT64_MAX, UINT64_MAX
 
 from includes.compat cimport (
     hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr, HS_GSO_MAX_BYTES)
@@ -16,6 +16,29 @@ from hotsock._address cimport resolve_address
 from hotsock._batch cimport refuse_gso
 from hotsock._loop cimport Run, send_all
 from hotsock._syscall cimport raise_errno
+
+
+# The pacing arithmetic saturates instead of overflowing (a rate of 1e-300 or
+# 1e300 per second must still reach the loop's checks): a time beyond
+# MAX_AHEAD_NS from the start is "never", a count beyond MAX_DUE "all of them".
+cdef double MAX_AHEAD_NS = 4.0e18       # start (a monotonic clock) + this fits an int64
+cdef double MAX_DUE = 1.8e19            # below 2**64
+
+
+cdef inline uint64_t _due(int64_t elapsed_ns, double ns_per_datagram) noexcept nogil:
+    """How many datagrams are due *elapsed_ns* after the start (the first at once)."""
+    cdef double due = <double>elapsed_ns / ns_per_datagram
+    if not due < MAX_DUE:                   # NaN included
+        return UINT64_MAX
+    return <uint64_t>due + 1
+
+
+cdef inline int64_t _due_time(int64_t start, uint64_t seq, double ns_per_datagram) noexcept nogil:
+    """When datagram *seq* is due."""
+    cdef double ahead = <double>seq * ns_per_datagram
+    if not ahead < MAX_AHEAD_NS:            # NaN included (0 * inf)
+        return INT64_MAX
+    return start + <int64_t>ahead
 
 
 def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
@@ -37,7 +60,7 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
     cdef uint64_t seq = 0, due
     cdef int err = 0
     cdef int64_t start, now, stamp, next_due
-    cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0
+    cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0     # inf for a tiny rate
     try:
         if (arena == NULL or msgs == NULL or iovs == NULL or groups == NULL
                 or datagrams == NULL or control == NULL or joined == NULL):
@@ -65,9 +88,9 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                     if rate > 0:
                         # Datagrams due by now (the first at once), less those sent.
                         now = hs_monotonic_ns()
-                        due = <uint64_t>((now - start) / ns_per_datagram) + 1
+                        due = _due(now - start, ns_per_datagram)
                         if due <= seq:
-                            next_due = start + <int64_t>(seq * ns_per_datagram)
+                            next_due = _due_time(start, seq, ns_per_datagram)
                             if next_due >= run.next_check_ns:
                                 hs_sleep_until_ns(run.next_check_ns)
                                 break
@@ -89,7 +112,7 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                                                          control, datagrams)
                             hs_gso_join(groups, m, joined)
                             grouped = k
-                        sent = send_all(run, groups, m, fd, 0, datagrams, &err)
+                        sent = send_all(run, groups, m, fd, 0, datagrams, False, &err)
                         if 0 <= sent < m:
                             # Refused: these datagrams, and all later ones, one by one.
                             gso = False
@@ -97,9 +120,10 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                             first = 0
                             for i in range(sent):
                                 first += datagrams[i]
-                            sent = send_all(run, msgs + first, k - first, fd, 0, NULL, &err)
+                            sent = send_all(run, msgs + first, k - first, fd, 0, NULL, False,
+                                            &err)
                     else:
-                        sent = send_all(run, msgs, k, fd, 0, NULL, &err)
+                        sent = send_all(run, msgs, k, fd, 0, NULL, False, &err)
                     if sent < 0:
                         break
                     seq += <uint64_t>k

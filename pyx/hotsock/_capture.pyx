@@ -3,7 +3,8 @@
 :class:`CaptureFile` receives batches with ``recvmmsg`` and turns each
 datagram into one pcap/pcapng record (``pyx/core/pcap.c``) without the GIL
 and without any Python object per datagram; the records go to the file in
-buffered writes of whole records.  :func:`capture_batches` hands each batch
+buffered writes of whole records (see ``hs_pcap_flush`` for what a kill or
+a full disk leaves).  :func:`capture_batches` hands each batch
 to a Python callback instead.  The Python side (``hotsock/_hotloops.py``)
 opens the file, sets the socket options and installs the signal handlers.
 """
@@ -14,7 +15,7 @@ from libc.string cimport memcpy, memset
 from includes.compat cimport hs_realtime_ns, hs_monotonic_ns
 from includes.core cimport (
     hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats,
-    hs_pcap_flush, hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
+    hs_pcap_flush, hs_pcap_discard, hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._batch cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
@@ -117,10 +118,15 @@ cdef class CaptureFile:
 
     def close(self, received, dropped):
         """Complete the file: an interface statistics block (pcapng) with
-        *received* and *dropped*, then flush what is buffered."""
+        *received* and *dropped*, then flush what is buffered.  After a failed
+        write (a full disk) the records that could not be written are dropped
+        first, so that the statistics block may still fit after the last
+        whole record."""
         if not self.opened:
             return
         self.opened = False
+        if self.writer.err:
+            hs_pcap_discard(&self.writer)
         if hs_pcap_stats(&self.writer, hs_realtime_ns(), self.start_ns, received, dropped) < 0:
             raise_errno(self.writer.err)
         if hs_pcap_flush(&self.writer) < 0:

@@ -88,7 +88,7 @@ def echo_loop(int fd, RecvBatch batch not None, Run run not None, bint confirm=F
                             break
                         if gso:
                             m = _per_buffer(s, out, iovs, control, datagrams)
-                            sent = send_all(run, out, m, fd, send_flags, datagrams, &err)
+                            sent = send_all(run, out, m, fd, send_flags, datagrams, True, &err)
                             if 0 <= sent < m:
                                 # Segmented sends refused: the rest of this
                                 # round, and every later one, one by one.
@@ -98,10 +98,10 @@ def echo_loop(int fd, RecvBatch batch not None, Run run not None, bint confirm=F
                                 while first < n and <Py_ssize_t>s.slot_of[first] < sent:
                                     first += 1
                                 m = _per_datagram(s, first, n, out, iovs)
-                                sent = send_all(run, out, m, fd, send_flags, NULL, &err)
+                                sent = send_all(run, out, m, fd, send_flags, NULL, True, &err)
                         else:
                             m = _per_datagram(s, 0, n, out, iovs)
-                            sent = send_all(run, out, m, fd, send_flags, NULL, &err)
+                            sent = send_all(run, out, m, fd, send_flags, NULL, True, &err)
                         if sent < 0:
                             n = -1
                             break

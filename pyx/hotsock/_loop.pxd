@@ -46,4 +46,4 @@ from hotsock._batch cimport BatchSlots
 
 cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *err) noexcept nogil
 cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
-                         const uint32_t *datagrams, int *err) noexcept nogil
+                         const uint32_t *datagrams, bint replies, int *err) noexcept nogil

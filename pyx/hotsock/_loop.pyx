@@ -21,8 +21,8 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.errno cimport (
     errno, EAGAIN, EINTR, EIO, EINVAL, EOPNOTSUPP, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
-    EHOSTDOWN, ENETDOWN)
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+    EHOSTDOWN, ENETDOWN, ENOTCONN, ENOENT, EACCES, EPERM, EDESTADDRREQ)
+from libc.stdint cimport int64_t, uint32_t, uint64_t, INT64_MAX
 
 from includes.compat cimport hs_monotonic_ns, hs_sleep_until_ns, mmsghdr
 from includes.core cimport hs_seq_tracker, hs_seq_totals, hs_seq_init, hs_seq_account, hs_seq_sum
@@ -36,6 +36,27 @@ from hotsock._stats import LoopStats
 # How long the loop may run without the GIL before it checks for signals and
 # limits; a wait for data is cut to this too.
 cdef int64_t CHECK_NS = 50_000_000
+
+
+# Durations beyond this (about 146 years) are "never"; any clock value plus
+# this still fits in an int64.
+cdef int64_t MAX_NS = 1 << 62
+
+
+cdef int64_t _ns(double seconds) noexcept:
+    """*seconds* as nanoseconds, saturated to [0, MAX_NS] (NaN: 0)."""
+    if not seconds > 0:
+        return 0
+    if seconds >= MAX_NS / 1e9:
+        return MAX_NS
+    return <int64_t>(seconds * 1e9)
+
+
+cdef int64_t _after(int64_t start, int64_t ns) noexcept:
+    """*start* + *ns* (ns in [0, MAX_NS]), saturated, and never 0 ("no limit")."""
+    if ns > INT64_MAX - start:
+        return INT64_MAX
+    return start + ns if start + ns != 0 else 1
 
 
 cdef class Run:
@@ -53,12 +74,14 @@ cdef class Run:
         self.limit = count if count is not None else 0
         self.counted = &self.c.sent if kind == "blast" else &self.c.received
         self.start_ns = hs_monotonic_ns()
-        self.deadline_ns = self.start_ns + <int64_t>(duration * 1e9) if duration is not None else 0
-        self.idle_ns = <int64_t>(idle * 1e9) if idle is not None else 0
+        # The wrappers bound these (hotsock._limits); saturating here too, so
+        # that no value can make the schedule wrap and check() never end.
+        self.deadline_ns = _after(self.start_ns, _ns(duration)) if duration is not None else 0
+        self.idle_ns = (_ns(idle) or 1) if idle is not None else 0
         self.last_rx_ns = self.start_ns
         self.progress = progress
-        self.interval_ns = <int64_t>(interval * 1e9)
-        self.next_progress_ns = self.start_ns + self.interval_ns
+        self.interval_ns = _ns(interval) or 1
+        self.next_progress_ns = _after(self.start_ns, self.interval_ns)
         self.next_check_ns = self.start_ns
         self.drops_baseline = drops_baseline
         self.signals = []
@@ -100,8 +123,11 @@ cdef class Run:
         if self.progress is not None and now >= self.next_progress_ns:
             self.progress(self.stats())
             now = hs_monotonic_ns()
-            while self.next_progress_ns <= now:
-                self.next_progress_ns += self.interval_ns
+            if self.next_progress_ns <= now:
+                # The next report after now, skipping those missed: computed, not
+                # counted up to (a tiny interval would take ages), never wrapping.
+                self.next_progress_ns += ((now - self.next_progress_ns) // self.interval_ns
+                                          + 1) * self.interval_ns
         if self.limit and self.counted[0] >= self.limit:
             self.stopped = "count"
         elif self.deadline_ns and now >= self.deadline_ns:
@@ -207,11 +233,17 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
     return n
 
 
-cdef bint _refused_by_peer(int e) noexcept nogil:
+cdef bint _refused_by_peer(int e, bint replies) noexcept nogil:
     # What the network answers about one destination (ICMP errors on a
     # connected socket, a lost route): that send fails, the loop goes on.
+    # Replies (echo) go to whoever sent: an AF_UNIX sender without an address
+    # cannot be answered (ENOTCONN), one may be gone (ENOENT: its path
+    # removed) or not allowed (EACCES, EPERM: a firewall).  One stray
+    # datagram must not stop a server.
     return (e == ECONNREFUSED or e == EHOSTUNREACH or e == ENETUNREACH
-            or e == EHOSTDOWN or e == ENETDOWN)
+            or e == EHOSTDOWN or e == ENETDOWN
+            or (replies and (e == ENOTCONN or e == ENOENT or e == EACCES or e == EPERM
+                             or e == EDESTADDRREQ)))
 
 
 # A send that cannot proceed for this long gives up on the rest of its batch
@@ -221,13 +253,14 @@ cdef int STALL_LIMIT_MS = 1000
 
 @cython.nonecheck(False)
 cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags,
-                         const uint32_t *datagrams, int *err) noexcept nogil:
+                         const uint32_t *datagrams, bint replies, int *err) noexcept nogil:
     """Send n prepared messages, waiting while the socket is full; count them
     (message i carries datagrams[i] datagrams when segmented, else one).
     Returns how many messages went, all n unless: a segmented send was
     refused (EIO, EINVAL, EOPNOTSUPP: *err is set, the caller falls back to
     plain sends from there), or -1 with *err for an error that is the
-    socket's rather than one destination's."""
+    socket's rather than one destination's.  *replies*: the messages answer
+    their senders (echo), so more errors are one destination's."""
     cdef Py_ssize_t done = 0, k, i
     cdef int e, stalled_ms = 0
     cdef pollfd pfd
@@ -260,7 +293,7 @@ cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags
             else:
                 poll(&pfd, 1, 1)
             continue
-        if _refused_by_peer(e):
+        if _refused_by_peer(e, replies):
             run.c.errors += datagrams[done] if datagrams != NULL else 1
             done += 1           # that message is lost; the rest go on
             continue

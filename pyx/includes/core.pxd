@@ -60,6 +60,7 @@ cdef extern from "core/pcap.h" nogil:
                       uint64_t received, uint64_t dropped)
     int hs_pcap_flush(hs_pcap_writer *w)
     void hs_pcap_free(hs_pcap_writer *w)
+    void hs_pcap_discard(hs_pcap_writer *w)
 
 from includes.compat cimport mmsghdr
 

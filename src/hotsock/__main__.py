@@ -10,6 +10,8 @@ import math
 import os
 import sys
 
+from . import _limits
+
 EXIT_STATUS = """\
 exit status:
   0  the run ended: --count, --duration or --idle reached, or stopped by SIGINT/SIGTERM
@@ -53,14 +55,28 @@ def _ranged(low, high=None, what="value"):
     return parse
 
 
-def _seconds(text):
+def _bounded(check, text, what):
+    """*text* as a number, then *check*ed by the loops' own bounds (hotsock._limits):
+    the same limits and words as the Python API, as one argparse error."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
-    return value
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+    try:
+        return check(value)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds_of(name):
+    def parse(text):
+        return _bounded(lambda value: _limits.seconds(name, value), text, "a number of seconds")
+    parse.__name__ = name
+    return parse
+
+
+def _interval(text):
+    return _bounded(_limits.interval, text, "a number of seconds")
 
 
 _DECIMAL = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
@@ -82,7 +98,10 @@ def _scaled(text, units, what):
 
 def _rate(text):
     """Datagrams per second; k, M, G multiply by 1000s (10k = 10000)."""
-    return _scaled(text, _DECIMAL, "a rate")
+    try:
+        return _limits.rate(_scaled(text, _DECIMAL, "a rate"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _buffer_size(text):
@@ -118,7 +137,8 @@ def _receiver_options(parser):
     where.add_argument("-i", "--interface", metavar="IF",
                        help="join on this interface: name, index or (IPv4) local address")
     where.add_argument("--rcvbuf", type=_buffer_size, metavar="BYTES",
-                       help="receive buffer size (K/M suffixes; SO_RCVBUFFORCE when permitted)")
+                       help="receive buffer size (K/M suffixes; SO_RCVBUFFORCE when permitted; "
+                            "default 2M as tcpdump's, or the socket's if larger)")
     where.add_argument("--reuseport", action="store_true",
                        help="set SO_REUSEPORT (always set with --workers)")
 
@@ -128,18 +148,19 @@ def _run_options(parser, receiver):
     from ._batch import MAX_BATCH
     from ._cli_progress import DISPLAYS
     limits = parser.add_argument_group("when to stop (default: on SIGINT/SIGTERM)")
-    limits.add_argument("-c", "--count", type=_ranged(1, what="count"), metavar="N",
-                        help="stop after N datagrams")
-    limits.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    limits.add_argument("-c", "--count", type=_ranged(1, _limits.MAX_COUNT, "count"),
+                        metavar="N", help="stop after N datagrams")
+    limits.add_argument("--duration", type=_seconds_of("duration"), metavar="S",
+                        help="stop after S seconds")
     if receiver:
-        limits.add_argument("--idle", type=_seconds, metavar="S",
+        limits.add_argument("--idle", type=_seconds_of("idle"), metavar="S",
                             help="stop after S seconds without a datagram")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true",
                      help="print the final summary as one JSON object on stdout")
     out.add_argument("-q", "--quiet", action="store_true",
                      help="nothing on stderr but errors (no live statistics, no summary)")
-    out.add_argument("--interval", type=_seconds, default=1.0, metavar="S",
+    out.add_argument("--interval", type=_interval, default=1.0, metavar="S",
                      help="live statistics every S seconds (default 1)")
     out.add_argument("--display", choices=DISPLAYS, default="auto",
                      help="live statistics: rich table, rewritten line, plain lines or none "
@@ -338,6 +359,14 @@ def _run(args, argv, latch):
         else:
             progress = _cli_progress.LocalProgress(display) if display.active else None
             stats, context = _cli_commands.run(args, on_ready, progress, latch)
+    except _cli_commands.CommandError as exc:
+        # A full disk: the file ends with its last whole record, and the statistics of
+        # the run so far are shown before the error line.
+        if exc.stats is not None:
+            display.close()
+            for line in _cli_progress.closing_lines(exc.stats, exc.context or {}, args):
+                say(line)
+        raise
     finally:
         display.close()
     for line in _cli_progress.closing_lines(stats, context, args, per_worker):

@@ -17,6 +17,7 @@ import threading
 import time
 
 import hotsock
+from hotsock import _hotloops
 
 # A stop signal that comes before the loop starts still gets the loop run, for this long:
 # long enough to open and complete a capture file, too short to receive anything.
@@ -25,7 +26,13 @@ _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 class CommandError(Exception):
-    """A failure at run time, worded for one line after ``hotsock: error:`` (exit status 1)."""
+    """A failure at run time, worded for one line after ``hotsock: error:`` (exit status 1).
+
+    ``stats`` and ``context``: what the run got through before it failed (a full disk),
+    for the closing lines; None if it never started."""
+
+    stats = None
+    context = None
 
 
 class UsageError(Exception):
@@ -135,6 +142,9 @@ def open_receiver(args):
                 granted = sock.set_recv_buffer(args.rcvbuf, force=True)
             except OSError as exc:
                 raise _fail(f"receive buffer of {args.rcvbuf} bytes", exc) from exc
+        else:
+            # A capture tool's defaults must not be why it drops: a buffer like tcpdump's.
+            _hotloops.raise_recv_buffer(sock, _hotloops.DEFAULT_RCVBUF)
         try:
             sock.bind(_sockaddr(host, args.port, family))
         except OSError as exc:
@@ -153,6 +163,10 @@ def open_receiver(args):
             context.update(groups=list(args.group), source=args.source, interface=args.interface)
         # As the kernel granted it (Linux doubles the request, caps it without privilege).
         context["rcvbuf"] = granted if granted is not None else sock.get_recv_buffer()
+        capped = _hotloops.recv_buffer_cap(args.rcvbuf or _hotloops.DEFAULT_RCVBUF,
+                                           context["rcvbuf"])
+        if capped is not None:
+            context["rmem_max"] = capped
         return sock, context
     except BaseException:
         sock.close()
@@ -338,11 +352,14 @@ def run_capture(args, on_ready, progress, latch=None):
             stats = hotsock.capture(
                 sock, target, format=fmt, snaplen=args.snaplen, size=args.size,
                 batch=args.batch, gro=args.gro, progress=_with_kernel_drops(progress, sock),
+                rcvbuf=None,        # open_receiver set it (and the opening line says so)
                 interval=args.interval, **_limits(args, latch))
         except OSError as exc:
             # Opening the file (it carries the name) or writing it (a full disk).
             if path and (exc.filename is not None or exc.errno in _WRITE_ERRORS):
-                raise _fail(f"writing {context['file']}", exc) from exc
+                error = _fail(f"writing {context['file']}", exc)
+                error.stats, error.context = getattr(exc, "stats", None), context
+                raise error from exc
             raise
     return _after(stats, latch), context
 
@@ -390,6 +407,14 @@ def run(args, on_ready, progress, latch=None):
 
 # --- what is shown -------------------------------------------------------------
 
+def _bytes(size):
+    """A buffer size as people write it: 4 MiB, 416 KiB, 3000 bytes."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
 def opening_line(args, context, workers=1):
     """The first line on stderr, as tcpdump's "listening on ...": where, what, how."""
     if args.command == "blast":
@@ -412,6 +437,11 @@ def opening_line(args, context, workers=1):
                      f"snapshot length {args.snaplen} bytes)")
         elif args.command == "capture":
             text += ", printing each datagram" if args.print else ", counting"
+        if context.get("rcvbuf"):
+            text += f", receive buffer {_bytes(context['rcvbuf'])}"
+            if context.get("rmem_max"):
+                text += (f" (capped by net.core.rmem_max = {context['rmem_max']}; "
+                         "run as root or raise it for fewer drops)")
     if workers > 1:
         text += f", {workers} workers"
     return f"hotsock {args.command}: {text}"

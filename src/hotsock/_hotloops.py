@@ -18,9 +18,10 @@ import os
 import signal as _signal
 import socket as _stdlib
 import struct
+import sys
 import threading
 
-from . import _batch, _blast, _capture, _echo
+from . import _batch, _blast, _capture, _echo, _limits
 from ._batch import MAX_BATCH, RecvBatch
 from ._loop import Run
 
@@ -61,32 +62,21 @@ def _datagram_socket(sock, caller, families=None):
     return sock, owned
 
 
-def _positive_int(name, value, upper=None, optional=True):
+def _positive_int(name, value, upper=_limits.MAX_COUNT, optional=True):
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if value < 1 or (upper is not None and value > upper):
-        bound = f" and at most {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be at least 1{bound}, not {value}")
-    return value
+    return _limits.integer(name, value, upper)
 
 
 def _positive_seconds(name, value):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
+    return None if value is None else _limits.seconds(name, value)
 
 
 def _run(kind, count, duration, idle, progress, interval, drops_baseline=0):
     count = _positive_int("count", count)
     duration = _positive_seconds("duration", duration)
     idle = _positive_seconds("idle", idle)
-    interval = _positive_seconds("interval", interval)
+    interval = _limits.interval(interval)
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable")
     return Run(kind, count, duration, idle, progress, interval,
@@ -172,25 +162,111 @@ def _needs_destination(sock):
         return True
 
 
+# SO_TIMESTAMP (microseconds): only read, to put it back.  On Linux turning
+# SO_TIMESTAMPNS off clears SO_TIMESTAMP as well.
+_SO_TIMESTAMP = getattr(_stdlib, "SO_TIMESTAMP", 29 if sys.platform.startswith("linux") else None)
+
+
+def _reception_options(sock, pktinfo):
+    """The options a receiving loop turns on: (level, option) pairs, those the
+    system has.  *pktinfo*: also the destination address of each datagram."""
+    wanted = [(_stdlib.SOL_SOCKET, _batch.SO_TIMESTAMPNS), (_stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)]
+    if pktinfo:
+        if sock.family == _stdlib.AF_INET:
+            wanted.append((_stdlib.IPPROTO_IP, _batch.IP_PKTINFO))
+        else:
+            wanted.append((_stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None)))
+    return [(level, option) for level, option in wanted if option is not None]
+
+
 @contextlib.contextmanager
-def _gro_restored(sock, slots):
-    """A loop's GRO batch turns UDP_GRO on for *sock*; put it back as it was,
-    so that the caller's own recv() calls never get coalesced buffers."""
-    if not slots.gro or _batch.UDP_GRO is None:
-        yield
-        return
+def _options_restored(sock, turn_on, rcvbuf=None):
+    """Turn the boolean options *turn_on* on for the body (the loop), then put
+    back every option the body changed -- those, SO_TIMESTAMP, UDP_GRO (a GRO
+    batch turns it on) and the receive buffer -- so that the caller's own
+    recvmsg() calls get no control messages or coalesced buffers nobody asked
+    for.  *rcvbuf*: raise the receive buffer to at least that many bytes for
+    the body (see :func:`raise_recv_buffer`)."""
+    watched = list(turn_on)
+    if _SO_TIMESTAMP is not None:
+        watched.append((_stdlib.SOL_SOCKET, _SO_TIMESTAMP))
+    if _batch.UDP_GRO is not None:
+        watched.append((_stdlib.IPPROTO_UDP, _batch.UDP_GRO))
+    before = {}
+    for level, option in watched:
+        try:
+            before[level, option] = sock.getsockopt(level, option)
+        except OSError:
+            pass
+    buffer_before = None
     try:
-        before = sock.getsockopt(_stdlib.IPPROTO_UDP, _batch.UDP_GRO)
-    except OSError:
-        before = None
-    try:
+        for level, option in turn_on:
+            _ask(sock, level, option)
+        if rcvbuf is not None:
+            buffer_before = raise_recv_buffer(sock, rcvbuf)
         yield
     finally:
-        if before == 0:
+        # In this order: SO_TIMESTAMPNS off clears SO_TIMESTAMP, which follows it.
+        for (level, option), value in before.items():
             try:
-                sock.setsockopt(_stdlib.IPPROTO_UDP, _batch.UDP_GRO, 0)
+                if sock.getsockopt(level, option) != value:
+                    sock.setsockopt(level, option, value)
             except OSError:
                 pass
+        if buffer_before is not None:
+            try:
+                _set_recv_buffer(sock, buffer_before // 2 if _DOUBLED else buffer_before)
+            except OSError:
+                pass
+
+
+# --- the receive buffer ------------------------------------------------------------
+
+# A capture tool's buffer must not be the reason it drops: tcpdump's default
+# capture buffer (-B) is 2 MiB, and so is this (the size asked for; Linux
+# reports and uses twice as much).
+DEFAULT_RCVBUF = 2 << 20
+_DOUBLED = sys.platform.startswith("linux")     # Linux doubles a request for its bookkeeping
+_SO_RCVBUFFORCE = getattr(_stdlib, "SO_RCVBUFFORCE",
+                          33 if sys.platform.startswith("linux") else None)
+_RMEM_MAX = "/proc/sys/net/core/rmem_max"
+
+
+def _set_recv_buffer(sock, size):
+    """SO_RCVBUFFORCE (Linux, passes net.core.rmem_max, needs CAP_NET_ADMIN), else SO_RCVBUF."""
+    if _SO_RCVBUFFORCE is not None:
+        try:
+            sock.setsockopt(_stdlib.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+            return
+        except OSError:
+            pass
+    sock.setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVBUF, size)
+
+
+def raise_recv_buffer(sock, size):
+    """Ask for a receive buffer of *size* bytes unless the socket's is already
+    at least that large (never lowers it).  Returns the size before, as
+    ``getsockopt(SO_RCVBUF)`` reported it, if it was changed; else None."""
+    before = sock.getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_RCVBUF)
+    if before >= (2 * size if _DOUBLED else size):
+        return None
+    try:
+        _set_recv_buffer(sock, size)
+    except OSError:
+        return None
+    return before
+
+
+def recv_buffer_cap(requested, granted):
+    """net.core.rmem_max if it is why *granted* (as getsockopt reports it) is less than
+    *requested* (as asked for), else None (Linux only)."""
+    if not _DOUBLED or granted >= 2 * requested:
+        return None
+    try:
+        with open(_RMEM_MAX) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def _use_gro(gro, size):
@@ -229,8 +305,9 @@ def _stopping_on(signals, run):
 
 def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None,
             snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, gro=False, progress=None,
-            interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20):
-    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB) -> LoopStats
+            interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20,
+            rcvbuf=DEFAULT_RCVBUF):
+    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB, rcvbuf=2 MiB) -> LoopStats
 
     Receive every datagram on UDP socket *sock* (bound by the caller, joined
     to its groups) and write it to the file *path_or_callback* as a pcap
@@ -254,8 +331,28 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
     datagrams it held, so ``dropped`` would undercount; and a run may pass
     *count* by up to 127 datagrams (a buffer is never split between runs).
 
+    *rcvbuf*: the receive buffer asked for during the capture, in bytes
+    (default 2 MiB, as tcpdump's; SO_RCVBUFFORCE where permitted, else
+    SO_RCVBUF, which ``net.core.rmem_max`` caps) -- a buffer already larger
+    is kept; None leaves the buffer alone.  The socket's buffer, and the
+    options the capture turns on (SO_TIMESTAMPNS, SO_RXQ_OVFL, IP_PKTINFO /
+    IPV6_RECVPKTINFO, UDP_GRO), are put back as they were at the end.
+
     Writes are buffered (*bufsize*) and hold whole records only, flushed at
-    least every 50 ms: after a hard kill, every record in the file is whole.
+    least every 50 ms, in ``write()`` calls that each end on a record
+    boundary and cross no page boundary of the file unless one record does
+    (Linux lets a kill cut a write only there): after a hard kill the file
+    ends on a whole record -- unless the kill lands while the kernel copies
+    the first part of a record that itself spans a page boundary, which cuts
+    that last record (measured: a few kills in a hundred during a flood of
+    1400-byte datagrams; readers report it as cut short after reading every
+    record before it).  If a write fails (a full disk: ENOSPC), the partial
+    write is cut off again (``ftruncate``), so the file ends with its last
+    whole record (and in pcapng its statistics block, when it still fits),
+    and the ``OSError`` carries the run's :class:`LoopStats` as ``stats``.
+
+    *count* is at most 2**63 - 1; *duration* and *idle* at most 1e9
+    seconds; *interval* from 1e-9 to 1e9 seconds.
     Returns a :class:`LoopStats` (received, bytes, dropped by the kernel,
     truncated, and lost/duplicated/reordered for :func:`blast` streams).
     """
@@ -276,37 +373,63 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
         else:
             raise TypeError("capture() writes to a path (str, bytes or os.PathLike) or calls "
                             f"a callable, not {type(path_or_callback).__name__}")
-        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_TIMESTAMPNS)
-        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)
-        if callback is not None or _needs_destination(sock):
-            if sock.family == _stdlib.AF_INET:
-                _ask(sock, _stdlib.IPPROTO_IP, _batch.IP_PKTINFO)
-            else:
-                _ask(sock, _stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None))
+        if rcvbuf is not None:
+            _positive_int("rcvbuf", rcvbuf, (1 << 31) - 1)
         run = _run("capture", count, duration, idle, progress, interval, kernel_drops(sock))
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
+        options = _reception_options(sock, callback is not None or _needs_destination(sock))
         if callback is not None:
-            with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
-                _capture.capture_batches(sock.fileno(), slots, run, callback)
+            with _stopping_on(stop_signals, run), _options_restored(sock, options, rcvbuf):
+                with _stats_on_error(run, sock):
+                    _capture.capture_batches(sock.fileno(), slots, run, callback)
             return run.stats(kernel_drops(sock))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
                      0o644)
         try:
             writer = _capture.CaptureFile(fd, _capture.FORMATS[format], snaplen,
                                           max(bufsize, snaplen + 256))
-            with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
-                try:
-                    writer.run(sock.fileno(), slots, run)
-                finally:
-                    # Completed whatever ended the loop (KeyboardInterrupt too).
-                    stats = run.stats(kernel_drops(sock))
-                    writer.close(stats.received, stats.dropped)
-            return stats
+            with _stopping_on(stop_signals, run), _options_restored(sock, options, rcvbuf):
+                return _write_capture(writer, sock, slots, run)
         finally:
             os.close(fd)
     finally:
         if owned is not None:
             owned.close()
+
+
+def _write_capture(writer, sock, slots, run):
+    """Run *writer* and complete its file whatever ended the loop (KeyboardInterrupt
+    too).  An OSError (a full disk) carries the statistics as ``stats``; the file
+    then ends with its last whole record (and, in pcapng, the statistics block if
+    there was room for it)."""
+    try:
+        writer.run(sock.fileno(), slots, run)
+    except BaseException as exc:
+        stats = run.stats(kernel_drops(sock))
+        if isinstance(exc, OSError):
+            exc.stats = stats
+        try:
+            writer.close(stats.received, stats.dropped)
+        except OSError:
+            pass        # the error that ended the loop is the one to report
+        raise
+    stats = run.stats(kernel_drops(sock))
+    try:
+        writer.close(stats.received, stats.dropped)
+    except OSError as exc:
+        exc.stats = stats
+        raise
+    return stats
+
+
+@contextlib.contextmanager
+def _stats_on_error(run, sock=None):
+    """An OSError that ends a loop carries the run's statistics as ``stats``."""
+    try:
+        yield
+    except OSError as exc:
+        exc.stats = run.stats(kernel_drops(sock) if sock is not None else None)
+        raise
 
 
 def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAGRAM,
@@ -328,19 +451,29 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     send, the loop goes on datagram by datagram and nothing is lost.  With
     GRO the kernel counts a dropped coalesced buffer as one drop in
     ``dropped`` (pass ``gro=False`` to count datagrams exactly).
+
+    A reply that cannot go to its sender -- an AF_UNIX sender without an
+    address (ENOTCONN), one gone since (ECONNREFUSED, ENOENT), an ICMP error
+    -- is counted in ``errors`` and the loop goes on.  SO_RXQ_OVFL and
+    UDP_GRO are put back as they were at the end.  The receive buffer is
+    left as the caller set it (a server's own choice; ``hotsock echo`` asks
+    for 2 MiB, as :func:`capture` does).  An ``OSError`` that ends
+    the loop carries the run's :class:`LoopStats` as ``stats``.  Bounds as
+    for :func:`capture`.
     """
     sock, owned = _datagram_socket(sock, "echo")
     try:
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
-        _ask(sock, _stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)
         run = _run("echo", count, duration, idle, progress, interval, kernel_drops(sock))
         segmented = bool(gso) and _batch.gso_usable(sock.fileno(), sock.family)
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
-        with _stopping_on(stop_signals, run), _gro_restored(sock, slots):
-            _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
+        options = [(_stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)] if _batch.SO_RXQ_OVFL else []
+        with _stopping_on(stop_signals, run), _options_restored(sock, options):
+            with _stats_on_error(run, sock):
+                _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
         return run.stats(kernel_drops(sock))
     finally:
         if owned is not None:
@@ -373,13 +506,13 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
     bytes over IPv4, 1452 over IPv6); True: any size; False: never.  If the
     kernel refuses, the loop goes on with plain sends and loses nothing.
     *batch*: datagrams per syscall (default 1024 with GSO, else 64).
+    *rate* is from 1e-9 to 1e15 datagrams per second; other bounds as for
+    :func:`capture`.  An ``OSError`` that ends the loop carries the run's
+    :class:`LoopStats` as ``stats``.
     """
     sock, owned = _datagram_socket(sock, "blast")
     try:
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"size must be an integer, not {type(size).__name__}")
-        if not 0 <= size <= MAX_DATAGRAM:
-            raise ValueError(f"size must be between 0 and {MAX_DATAGRAM}, not {size}")
+        _limits.integer("size", size, MAX_DATAGRAM, low=0)
         if sequence and size < SEQUENCE_HEADER:
             raise ValueError(f"size must be at least {SEQUENCE_HEADER} to carry the sequence "
                              f"header (or pass sequence=False), not {size}")
@@ -392,19 +525,14 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
             batch = MAX_BATCH if segmented else 64
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         if rate is not None:
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-                raise TypeError(f"rate must be a number of datagrams per second, "
-                                f"not {type(rate).__name__}")
-            if not 0 < rate < float("inf"):
-                raise ValueError(f"rate must be a positive number of datagrams per second, "
-                                 f"not {rate!r}")
+            rate = _limits.rate(rate)
         if (count is None and duration is None
                 and threading.current_thread() is not threading.main_thread()):
             raise ValueError("blast() outside the main thread needs count or duration "
                              "(signals cannot stop it there)")
         run = _run("blast", count, duration, None, progress, interval)
         stream = int.from_bytes(os.urandom(4), "big")
-        with _stopping_on(stop_signals, run):
+        with _stopping_on(stop_signals, run), _stats_on_error(run):
             _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
                               rate or 0.0, stream, bool(sequence), segmented)
         return run.stats()

@@ -10,19 +10,22 @@ MAX_DATAGRAM: int
 MAX_SNAPLEN: int
 MIN_SNAPLEN: int
 SEQUENCE_HEADER: int
+DEFAULT_RCVBUF: int
 
 _SockOrFd = Union[_stdlib.socket, int]
 _Progress = Optional[Callable[[LoopStats], Any]]
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 def kernel_drops(sock: _SockOrFd) -> Optional[int]: ...
+def raise_recv_buffer(sock: _stdlib.socket, size: int) -> Optional[int]: ...
+def recv_buffer_cap(requested: int, granted: int) -> Optional[int]: ...
 def capture(sock: _SockOrFd, path_or_callback: Union[_Path, Callable[[RecvBatch], Any]], *,
             format: str = "pcap", count: Optional[int] = None,
             duration: Optional[float] = None, idle: Optional[float] = None,
             snaplen: int = ..., size: int = ..., batch: int = 64, gro: bool = False,
             progress: _Progress = None,
             interval: float = 1.0, stop_signals: Iterable[int] = ...,
-            bufsize: int = ...) -> LoopStats: ...
+            bufsize: int = ..., rcvbuf: Optional[int] = ...) -> LoopStats: ...
 def echo(sock: _SockOrFd, *, count: Optional[int] = None, duration: Optional[float] = None,
          idle: Optional[float] = None, batch: int = 64, size: int = ..., confirm: bool = False,
          gro: bool = True, gso: bool = True, progress: _Progress = None, interval: float = 1.0,

@@ -833,6 +833,9 @@ def format_report(report):
     return "\n".join(lines)
 
 
+MAX_CHUNK = 1 << 24
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="hotsock bench",
@@ -853,10 +856,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 0 <= args.size <= RECV_SIZE:
         parser.error(f"--size must be between 0 and {RECV_SIZE}")
-    if any(c < BATCH or c % BATCH for c in (args.chunk, args.loop_chunk, args.offload_chunk)) \
+    # Bounded above too: a chunk of 10**23 datagrams would only end in an overflow.
+    if any(c < BATCH or c > MAX_CHUNK or c % BATCH
+           for c in (args.chunk, args.loop_chunk, args.offload_chunk)) \
             or not 1 <= args.rounds <= 10000:
-        parser.error(f"--chunk, --loop-chunk and --offload-chunk must be multiples of {BATCH}; "
-                     "--rounds 1..10000")
+        parser.error(f"--chunk, --loop-chunk and --offload-chunk must be multiples of {BATCH} "
+                     f"up to {MAX_CHUNK}; --rounds 1..10000")
     parts = (args.only,) if args.only else PARTS
     try:
         report = run(args.size, args.chunk, args.rounds, parts, args.loop_chunk,
