@@ -569,3 +569,68 @@ def test_cli_bench_bad_numbers_exit_2(option, value):
     assert exit_.value.code == 2, err.getvalue()
     assert "Traceback" not in err.getvalue()
     assert err.getvalue().splitlines()[-1].startswith("hotsock bench: error: ")
+
+
+# --- 4: a loop whose socket another thread closes never reads the socket that reused its number
+
+def _close_and_reuse(sock, delay):
+    """Close *sock* after *delay*, open a socket on the same descriptor number and send it a
+    datagram: (the new socket, True if the number was really reused)."""
+    time.sleep(delay)
+    number = sock.fileno()
+    sock.close()
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"for the new socket", other.getsockname())
+    return other, other.fileno() == number
+
+
+LOOPS_ON_A_CLOSED_SOCKET = {
+    "capture": lambda rx, seen: hotsock.capture(rx, lambda b: seen.extend(bytes(p) for p, _ in b),
+                                                duration=5, stop_signals=()),
+    "capture-file": lambda rx, seen: hotsock.capture(rx, os.devnull, duration=5,
+                                                     stop_signals=()),
+    "echo": lambda rx, seen: hotsock.echo(rx, duration=5, stop_signals=()),
+}
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS_ON_A_CLOSED_SOCKET))
+def test_loop_on_a_socket_closed_by_another_thread_fails_with_ebadf(loop):
+    import threading
+    rx = udp()
+    seen, outcome = [], {}
+
+    def run():
+        try:
+            outcome["stats"] = LOOPS_ON_A_CLOSED_SOCKET[loop](rx, seen)
+        except BaseException as exc:        # noqa: BLE001 - the outcome is the assertion
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    other, reused = _close_and_reuse(rx, 0.3)
+    try:
+        worker.join(10)
+        assert not worker.is_alive(), f"{loop} went on after its socket was closed"
+        assert reused, "the descriptor number was not reused; the test proves nothing"
+        assert isinstance(outcome.get("error"), OSError), outcome
+        assert outcome["error"].errno == errno.EBADF
+        assert seen == []
+        other.settimeout(2)
+        assert other.recv(100) == b"for the new socket"     # still there: nobody read it
+    finally:
+        other.close()
+
+
+def test_blast_count_ends_the_run_when_every_send_is_refused():
+    # Refused datagrams are counted in errors; the count limits datagrams handed to the
+    # kernel, so a destination that refuses everything cannot keep the run going for ever.
+    result = run_python("""
+        import socket, hotsock
+        tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stats = hotsock.blast(tx, "\\0hotsock-nobody-listens-here", count=50)
+        print(stats.sent, stats.errors, stats.stopped)
+    """, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "50", "count"]

@@ -127,6 +127,7 @@ def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                     if sent < 0:
                         break
                     seq += <uint64_t>k
+                    run.c.attempted += <uint64_t>k
                     run.c.batches += 1
                     if hs_monotonic_ns() >= run.next_check_ns:
                         break

@@ -12,6 +12,7 @@ cdef struct Counters:
     uint64_t truncated          # datagrams longer than their slot (MSG_TRUNC)
     uint64_t ctruncated         # control data cut (MSG_CTRUNC)
     uint64_t errors             # sends the kernel refused (ICMP errors, ...)
+    uint64_t attempted          # blast: datagrams handed to the kernel, sent or refused
     uint64_t batches
     hs_rx_drops drops           # the socket's drop counter, as last reported
 
@@ -34,9 +35,12 @@ cdef class Run:
     cdef public object signal
     cdef readonly list signals      # noted by the wrappers' signal handlers
     cdef uint64_t drops_baseline
+    cdef object followed            # the socket whose descriptor the loop follows
+    cdef const int *live_fd         # its descriptor field; NULL: the number is fixed
 
     cdef uint64_t remaining(self) noexcept nogil
     cdef int poll_timeout_ms(self, int64_t now) noexcept nogil
+    cdef int current_fd(self, int fd) noexcept nogil
     cdef bint check(self) except -1
     cdef void account_payload(self, const unsigned char *p, size_t length) noexcept nogil
 

@@ -20,7 +20,7 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.errno cimport (
-    errno, EAGAIN, EINTR, EIO, EINVAL, EOPNOTSUPP, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
+    errno, EAGAIN, EBADF, EINTR, EIO, EINVAL, EOPNOTSUPP, ENOBUFS, ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
     EHOSTDOWN, ENETDOWN, ENOTCONN, ENOENT, EACCES, EPERM, EDESTADDRREQ)
 from libc.stdint cimport int64_t, uint32_t, uint64_t, INT64_MAX
 
@@ -28,6 +28,9 @@ from includes.compat cimport hs_monotonic_ns, hs_sleep_until_ns, mmsghdr
 from includes.core cimport hs_seq_tracker, hs_seq_totals, hs_seq_init, hs_seq_account, hs_seq_sum
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
 from includes.socket cimport MSG_CTRUNC, MSG_DONTWAIT, MSG_TRUNC
+from includes.pysocket cimport hs_PySocketPrefix, hs_socket_fd_now
+from cpython.object cimport PyObject
+from hotsock._pysocket cimport is_fast_socket
 from hotsock._batch cimport (
     BatchSlots, entry_data, entry_flags, entry_length, mmsg_send, slots_finish, slots_receive)
 
@@ -72,7 +75,9 @@ cdef class Run:
                 raise MemoryError()
             hs_seq_init(self.seq)
         self.limit = count if count is not None else 0
-        self.counted = &self.c.sent if kind == "blast" else &self.c.received
+        # blast's count is of datagrams handed to the kernel: one it refuses
+        # (counted in errors) must not make the run go on for ever.
+        self.counted = &self.c.attempted if kind == "blast" else &self.c.received
         self.start_ns = hs_monotonic_ns()
         # The wrappers bound these (hotsock._limits); saturating here too, so
         # that no value can make the schedule wrap and check() never end.
@@ -99,6 +104,19 @@ cdef class Run:
         if self.limit == 0:
             return <uint64_t>-1
         return self.limit - self.counted[0] if self.counted[0] < self.limit else 0
+
+    def follow(self, sock):
+        """Read *sock*'s descriptor before every syscall of the loop, as the
+        socket methods do (``_pysocket.refresh_fd``): after another thread
+        closed the socket the loop fails with EBADF instead of reading
+        whatever socket reused the number.  The run keeps *sock* alive."""
+        if is_fast_socket(sock):
+            self.followed = sock
+            self.live_fd = &(<hs_PySocketPrefix *><PyObject *>sock).sock_fd
+
+    cdef int current_fd(self, int fd) noexcept nogil:
+        """The descriptor to use now: the followed socket's, else *fd*."""
+        return hs_socket_fd_now(self.live_fd) if self.live_fd != NULL else fd
 
     cdef int poll_timeout_ms(self, int64_t now) noexcept nogil:
         """How long a wait for readiness may block before check() is due."""
@@ -197,6 +215,10 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
             err[0] = s.deferred_errno
             s.deferred_errno = 0
             return -1
+        fd = run.current_fd(fd)
+        if fd < 0:
+            err[0] = EBADF
+            return -1
         # MSG_TRUNC: a datagram's length is its real one even when cut.
         n = slots_receive(s, fd, want, flags | MSG_DONTWAIT | MSG_TRUNC)
         if n > 0:
@@ -265,6 +287,10 @@ cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags
     cdef int e, stalled_ms = 0
     cdef pollfd pfd
     while done < n:
+        fd = run.current_fd(fd)
+        if fd < 0:
+            err[0] = EBADF
+            return -1
         k = mmsg_send(fd, msgs + done, <unsigned int>(n - done), flags | MSG_DONTWAIT)
         if k > 0:
             for i in range(done, done + k):

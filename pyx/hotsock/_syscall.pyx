@@ -21,8 +21,9 @@ MSG_DONTWAIT then (see ``timeout_flags``): the descriptor's O_NONBLOCK flag
 belongs to the open file description, which another handle (``dup()``, a
 forked worker) may have switched back to blocking.
 """
-from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno, EINTR, EAGAIN
+from os import strerror as _strerror
 from libc.stdint cimport int64_t
 
 from includes.compat cimport hs_monotonic_ns
@@ -39,9 +40,11 @@ cdef int timeout_flags(int64_t timeout_ns, int flags) noexcept:
 
 
 cdef int raise_errno(int err) except -1:
-    errno = err
-    PyErr_SetFromErrno(OSError)
-    return -1
+    # Built from *err* itself: assigning the C errno here would only make a
+    # Cython local, and the exception would report whatever errno happened to
+    # hold (EAGAIN from a loop's last poll instead of EBADF).  OSError's
+    # constructor picks the PEP 3151 subclass, as PyErr_SetFromErrno does.
+    raise OSError(err, _strerror(err))
 
 
 cdef int raise_timeout() except -1:

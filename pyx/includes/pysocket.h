@@ -21,4 +21,13 @@ typedef struct {
     int64_t sock_timeout;           /* nanoseconds; < 0: blocking, 0: non-blocking */
 } hs_PySocketPrefix;
 
+/* The socket's descriptor as it is now, read without the GIL by a hot loop
+ * that follows its socket: close() from another thread stores -1 here
+ * (holding the GIL), so a relaxed atomic load is enough to see it at the
+ * loop's next syscall. */
+static inline int hs_socket_fd_now(const int *sock_fd)
+{
+    return __atomic_load_n(sock_fd, __ATOMIC_RELAXED);
+}
+
 #endif /* HOTSOCK_PYSOCKET_H */

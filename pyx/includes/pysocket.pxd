@@ -8,3 +8,4 @@ cdef extern from "includes/pysocket.h":
         int sock_type
         int sock_proto
         int64_t sock_timeout
+    int hs_socket_fd_now(const int *sock_fd) nogil

@@ -72,15 +72,17 @@ def _positive_seconds(name, value):
     return None if value is None else _limits.seconds(name, value)
 
 
-def _run(kind, count, duration, idle, progress, interval, drops_baseline=0):
+def _run(kind, sock, count, duration, idle, progress, interval, drops_baseline=0):
     count = _positive_int("count", count)
     duration = _positive_seconds("duration", duration)
     idle = _positive_seconds("idle", idle)
     interval = _limits.interval(interval)
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable")
-    return Run(kind, count, duration, idle, progress, interval,
-               drops_baseline=drops_baseline or 0)
+    run = Run(kind, count, duration, idle, progress, interval,
+              drops_baseline=drops_baseline or 0)
+    run.follow(sock)        # a close from another thread ends the loop with EBADF
+    return run
 
 
 # --- the kernel's drop counter -------------------------------------------------
@@ -375,7 +377,7 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
                             f"a callable, not {type(path_or_callback).__name__}")
         if rcvbuf is not None:
             _positive_int("rcvbuf", rcvbuf, (1 << 31) - 1)
-        run = _run("capture", count, duration, idle, progress, interval, kernel_drops(sock))
+        run = _run("capture", sock, count, duration, idle, progress, interval, kernel_drops(sock))
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
         options = _reception_options(sock, callback is not None or _needs_destination(sock))
         if callback is not None:
@@ -465,7 +467,7 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     try:
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
-        run = _run("echo", count, duration, idle, progress, interval, kernel_drops(sock))
+        run = _run("echo", sock, count, duration, idle, progress, interval, kernel_drops(sock))
         segmented = bool(gso) and _batch.gso_usable(sock.fileno(), sock.family)
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
@@ -530,7 +532,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
                 and threading.current_thread() is not threading.main_thread()):
             raise ValueError("blast() outside the main thread needs count or duration "
                              "(signals cannot stop it there)")
-        run = _run("blast", count, duration, None, progress, interval)
+        run = _run("blast", sock, count, duration, None, progress, interval)
         stream = int.from_bytes(os.urandom(4), "big")
         with _stopping_on(stop_signals, run), _stats_on_error(run):
             _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
