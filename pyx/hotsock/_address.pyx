@@ -198,7 +198,9 @@ cdef int _unix_address(object addr, sockaddr_storage *out, socklen_t *out_len) e
     else:
         path = os.fsencode(addr)
     abstract = len(path) > 0 and path[0] == 0
-    if len(path) > sizeof(sun.sun_path) or (not abstract and len(path) >= sizeof(sun.sun_path)):
+    # (Py_ssize_t on both sides: len() is signed, sizeof unsigned; -Wsign-compare.)
+    if (len(path) > <Py_ssize_t>sizeof(sun.sun_path)
+            or (not abstract and len(path) >= <Py_ssize_t>sizeof(sun.sun_path))):
         raise OSError("AF_UNIX path too long")
     memset(out, 0, sizeof(sockaddr_storage))
     sun.sun_family = AF_UNIX
