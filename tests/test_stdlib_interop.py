@@ -89,23 +89,30 @@ def _child_from_queue(jobs, results):
     _child_echo(sock, results)
 
 
-def _check_child(results, here):
+# The stdlib side by side: what works for its sockets works for hotsock's,
+# and each arrives in the child as its own class.
+PAIRS = {"stdlib": (socket.socketpair, ("socket", "socket")),
+         "hotsock": (hotsock.socketpair, ("hotsock", "socket"))}
+
+
+def _check_child(results, here, cls):
     kind = results.get(timeout=CHILD_TIMEOUT)
-    assert kind == ("hotsock", "socket", socket.SOCK_STREAM)
+    assert kind == (*cls, socket.SOCK_STREAM)
     here.settimeout(CHILD_TIMEOUT)
     here.sendall(b"hello child")
     assert here.recv(64) == b"HELLO CHILD"
 
 
-def test_forking_pickler_round_trip():
-    a, b = hotsock.socketpair()
+@pytest.mark.parametrize("impl", [socket.socket, hotsock.socket], ids=["stdlib", "hotsock"])
+def test_forking_pickler_round_trip(impl):
+    a, b = (socket.socketpair if impl is socket.socket else hotsock.socketpair)()
     with a, b:
         data = ForkingPickler.dumps(a)
         # Within one process the pickle resolves through the resource sharer,
         # as the stdlib's own socket reducer does.
         c = ForkingPickler.loads(data)
         with c:
-            assert type(c) is hotsock.socket
+            assert type(c) is impl
             assert (c.family, c.type) == (a.family, a.type)
             assert c.fileno() != a.fileno()
             c.sendall(b"via copy")
@@ -122,18 +129,20 @@ def test_stdlib_pickle_still_refuses():
             pickle.dumps(a)
 
 
+@pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
 @pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
-def test_process_argument(method):
+def test_process_argument(method, pair):
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method here")
+    socketpair, cls = pair
     ctx = multiprocessing.get_context(method)
-    here, there = hotsock.socketpair()
+    here, there = socketpair()
     with here, there:
         results = ctx.Queue()
         child = ctx.Process(target=_child_echo, args=(there, results))
         child.start()
         try:
-            _check_child(results, here)
+            _check_child(results, here, cls)
         finally:
             child.join(CHILD_TIMEOUT)
             if child.is_alive():
@@ -142,16 +151,18 @@ def test_process_argument(method):
         assert child.exitcode == 0
 
 
-def test_queue_put():
+@pytest.mark.parametrize("pair", PAIRS.values(), ids=PAIRS.keys())
+def test_queue_put(pair):
+    socketpair, cls = pair
     ctx = multiprocessing.get_context("spawn")
-    here, there = hotsock.socketpair()
+    here, there = socketpair()
     with here, there:
         jobs, results = ctx.Queue(), ctx.Queue()
         child = ctx.Process(target=_child_from_queue, args=(jobs, results))
         child.start()
         try:
             jobs.put(there)
-            _check_child(results, here)
+            _check_child(results, here, cls)
         finally:
             child.join(CHILD_TIMEOUT)
             if child.is_alive():
