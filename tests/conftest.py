@@ -1,5 +1,7 @@
 """Shared fixtures: the two socket implementations and an IPv6 skip marker."""
+import os
 import socket
+import sysconfig
 
 import pytest
 
@@ -22,6 +24,21 @@ IPV6_OK = _ipv6_loopback_works()
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ipv6: needs an IPv6 loopback (::1); skipped otherwise")
+    # CI (and a user testing a wheel) says which hotsock must be under test:
+    # HOTSOCK_EXPECT_INSTALLED=1 refuses one imported from a source tree, so
+    # that a passing run is a run of what pip installed.
+    if os.environ.get("HOTSOCK_EXPECT_INSTALLED", "") not in ("", "0"):
+        here = os.path.realpath(os.path.dirname(hotsock.__file__))
+        installed = {os.path.realpath(p) for p in
+                     (sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))}
+        if os.path.dirname(here) not in installed:
+            raise pytest.UsageError(
+                f"hotsock is imported from {here}, not from this environment's "
+                f"site-packages ({', '.join(sorted(installed))})")
+
+
+def pytest_report_header(config):
+    return f"hotsock {hotsock.__version__} from {os.path.dirname(hotsock.__file__)}"
 
 
 def pytest_runtest_setup(item):

@@ -615,10 +615,7 @@ def test_recv_batch_allocates_nothing_at_all():
                 assert recv_batch(batch) == 64
                 i += 1
 
-        # Before 3.11 this call builds one small argument tuple (no vectorcall
-        # for Cython functions there): per call, never per datagram.
-        allowed = 0 if sys.version_info >= (3, 11) else 64
-        assert _peak_during(drain_ten) <= allowed
+        assert _peak_during(drain_ten) == 0
 
 
 def test_send_batch_survives_sequences_shrinking_under_it(pair):

@@ -32,7 +32,6 @@ from hotsock._pysocket cimport SockInfo, fast_sock_info
 from hotsock._syscall cimport sock_call, timeout_flags
 
 import _socket
-import sys
 
 cdef extern from "Python.h":
     object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf,
@@ -81,25 +80,16 @@ cdef object _std_sendto = _socket.socket.sendto
 
 # --- argument handling ----------------------------------------------------------
 
-cdef bint _KEYWORD_CALLS_BIND = sys.version_info < (3, 11)
-
-
 cdef object _delegate(object method, object sock, PyObject **args, Py_ssize_t nargs,
                       PyObject *kwnames):
     """Hand an unusual call to the stdlib method: it converts or refuses it.
 
     Called the way ``sock.recv(...)`` reaches it -- a vectorcall of the
     method descriptor with ``sock`` first -- so that even argument errors
-    are worded as the stdlib words them on every Python version.
+    are worded as the stdlib words them.
     """
     cdef Py_ssize_t n_kw = PyTuple_GET_SIZE(<object>kwnames) if kwnames != NULL else 0
     cdef Py_ssize_t total = 1 + nargs + n_kw
-    if n_kw and _KEYWORD_CALLS_BIND:
-        # Before 3.11 a call with keywords loads a bound method first.
-        return method.__get__(sock, type(sock))(
-            *[<object>args[i] for i in range(nargs)],
-            **{<object>PyTuple_GET_ITEM(<object>kwnames, i): <object>args[nargs + i]
-               for i in range(n_kw)})
     cdef PyObject **stack = <PyObject **>PyMem_Malloc(total * sizeof(PyObject *))
     if stack == NULL:
         raise MemoryError()

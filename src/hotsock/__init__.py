@@ -11,18 +11,38 @@ import re as _re
 import socket as _stdlib
 import sys as _sys
 
-from . import _batch, _pysocket
+# The one place the version is written (pyproject.toml reads it from here).
+__version__ = "0.1.0"
+
+try:
+    from . import _batch, _pysocket
+except ImportError as exc:
+    # Typically the source tree put on sys.path (PYTHONPATH=src) with no
+    # compiled modules in it: Python then blames a "circular import".
+    import importlib.machinery as _machinery
+    import os as _os
+    _built = any(_os.path.exists(_os.path.join(__path__[0], "_batch" + suffix))
+                 for suffix in _machinery.EXTENSION_SUFFIXES)
+    if _built:
+        raise
+    raise ImportError(
+        f"hotsock's compiled modules are not built in {__path__[0]} for this Python "
+        f"({_sys.version.split()[0]}): install hotsock with pip ('pip install hotsock', "
+        "or 'pip install .' in a checkout) rather than putting the source tree on "
+        "sys.path", name=__name__, path=__path__[0]) from exc
 from ._batch import (
     IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS, RecvBatch, recv_batch, send_batch)
 from ._hotloops import blast, capture, echo, kernel_drops
 from ._stats import LoopStats
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
 
-__version__ = "0.1.0"
-
-# The socket module's constants and exceptions, unchanged (enum members stay enum members).
+# The socket module's constants and exceptions, unchanged (enum members stay
+# enum members) -- except hotsock's own names: IP_PKTINFO (in the socket
+# module from 3.12 on) stays hotsock's, which is None where the platform
+# lacks it, on every Python version.
+_OWN = {"IP_PKTINFO", "SO_RXQ_OVFL", "SO_TIMESTAMPNS", "MAX_BATCH"}
 _CONSTANT = _re.compile(r"^[A-Z][A-Z0-9_]*$")
-_CONSTANTS = [name for name in _stdlib.__all__ if _CONSTANT.match(name)]
+_CONSTANTS = [name for name in _stdlib.__all__ if _CONSTANT.match(name) and name not in _OWN]
 globals().update({name: getattr(_stdlib, name) for name in _CONSTANTS})
 error = _stdlib.error
 timeout = _stdlib.timeout

@@ -198,6 +198,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="hotsock", description="Fast BSD socket I/O for Python: tools and benchmarks.",
         epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"hotsock {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     epilog = "\n\n".join([WORKERS_NOTE, OUTPUT_NOTE, EXIT_STATUS])

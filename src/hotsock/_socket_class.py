@@ -4,6 +4,7 @@
 anyone running Python from inside this directory.)
 """
 import socket as _stdlib
+from multiprocessing import reduction as _reduction
 
 from . import _batch, _methods, _options
 
@@ -59,6 +60,15 @@ for _name in _options.OPTION_METHODS:
 del _name
 
 
+# The stdlib's helpers, bound once: code that swaps hotsock's helpers into the
+# socket module (``socket.socketpair = hotsock.socketpair``) must not make
+# them find themselves there when they run.
+_std_fromfd = _stdlib.fromfd
+_std_socketpair = _stdlib.socketpair
+_std_create_connection = _stdlib.create_connection
+_std_create_server = _stdlib.create_server
+
+
 def _adopt(sock):
     """Move a stdlib socket's descriptor into a ``hotsock.socket``."""
     timeout = sock.gettimeout()
@@ -72,7 +82,7 @@ def fromfd(fd, family, type, proto=0):
 
     Same as :func:`socket.fromfd`: a socket on a duplicate of *fd*.
     """
-    return _adopt(_stdlib.fromfd(fd, family, type, proto))
+    return _adopt(_std_fromfd(fd, family, type, proto))
 
 
 def socketpair(*args, **kwargs):
@@ -80,15 +90,34 @@ def socketpair(*args, **kwargs):
 
     Same as :func:`socket.socketpair`.
     """
-    a, b = _stdlib.socketpair(*args, **kwargs)
+    a, b = _std_socketpair(*args, **kwargs)
     return _adopt(a), _adopt(b)
 
 
 def create_connection(*args, **kwargs):
     """Same as :func:`socket.create_connection`, returning a ``hotsock.socket``."""
-    return _adopt(_stdlib.create_connection(*args, **kwargs))
+    return _adopt(_std_create_connection(*args, **kwargs))
 
 
 def create_server(*args, **kwargs):
     """Same as :func:`socket.create_server`, returning a ``hotsock.socket``."""
-    return _adopt(_stdlib.create_server(*args, **kwargs))
+    return _adopt(_std_create_server(*args, **kwargs))
+
+
+# --- multiprocessing --------------------------------------------------------------
+# multiprocessing looks its reducers up by exact class, and registers one for
+# socket.socket only; without this one a hotsock.socket given to a child
+# process (Process args, Queue.put, ForkingPickler) is refused as unpicklable.
+# The same reduction as the stdlib's: the descriptor is duplicated for the
+# child (DupFd) and rebuilt there, as a hotsock.socket.
+
+def _rebuild_socket(dup, family, type, proto):
+    return socket(family, type, proto, fileno=dup.detach())
+
+
+def _reduce_socket(sock):
+    return _rebuild_socket, (_reduction.DupFd(sock.fileno()), sock.family, sock.type,
+                             sock.proto)
+
+
+_reduction.register(socket, _reduce_socket)
