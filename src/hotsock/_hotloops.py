@@ -493,7 +493,9 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
     Send *size*-byte datagrams to *address* (or the connected peer) as fast
     as ``sendmmsg`` goes, or at *rate* datagrams per second: the loop sends
     what is due by the clock and sleeps until the next one is due (bursts
-    of at most *batch*).  Stops after *count* datagrams sent, after
+    of at most *batch*).  Stops after *count* datagrams, sent or refused
+    (``sent + errors``: a destination that refuses everything cannot keep
+    the run going, as ``ping -c`` counts what it transmits), after
     *duration* seconds, or on a signal; at least one of them is needed
     outside the main thread.
 
