@@ -17,7 +17,7 @@ import time
 import pytest
 
 import hotsock
-from hotsock import _batch, _hotloops
+from hotsock import _features, _hotloops
 from pcapfiles import read_capture, read_isb
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
@@ -174,7 +174,7 @@ def test_run_clamps_what_it_is_given():
     out = run_python("""
         import socket
         from hotsock import _capture
-        from hotsock._batch import RecvBatch
+        from hotsock._recv import RecvBatch
         from hotsock._loop import Run
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.bind(("127.0.0.1", 0))
@@ -337,14 +337,14 @@ def test_echo_unix_unbound_sender_is_counted_not_fatal(tmp_path):
 # --- 21: options put back as they were ----------------------------------------------------
 
 def _reception_options(sock):
-    options = [(socket.SOL_SOCKET, _batch.SO_TIMESTAMPNS), (socket.SOL_SOCKET, 29),
-               (socket.SOL_SOCKET, _batch.SO_RXQ_OVFL)]
+    options = [(socket.SOL_SOCKET, _features.SO_TIMESTAMPNS), (socket.SOL_SOCKET, 29),
+               (socket.SOL_SOCKET, _features.SO_RXQ_OVFL)]
     if sock.family == socket.AF_INET:
-        options.append((socket.IPPROTO_IP, _batch.IP_PKTINFO))
+        options.append((socket.IPPROTO_IP, _features.IP_PKTINFO))
     else:
         options.append((socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO))
-    if _batch.UDP_GRO is not None:
-        options.append((socket.IPPROTO_UDP, _batch.UDP_GRO))
+    if _features.UDP_GRO is not None:
+        options.append((socket.IPPROTO_UDP, _features.UDP_GRO))
     return {o: sock.getsockopt(*o) for o in options if o[1] is not None}
 
 
@@ -368,7 +368,7 @@ def test_loops_put_the_reception_options_back(tmp_path, loop, host):
 def test_loops_keep_options_the_caller_had_on(tmp_path):
     rx = udp()
     rx.setsockopt(socket.SOL_SOCKET, 29, 1)             # SO_TIMESTAMP (microseconds)
-    rx.setsockopt(socket.SOL_SOCKET, _batch.SO_RXQ_OVFL, 1)
+    rx.setsockopt(socket.SOL_SOCKET, _features.SO_RXQ_OVFL, 1)
     before = _reception_options(rx)
     hotsock.capture(rx, tmp_path / "o.pcap", duration=0.05)
     assert _reception_options(rx) == before

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import hotsock
-from hotsock import _batch
+from hotsock import _send
 
 from conftest import IPV6_OK
 
@@ -438,8 +438,8 @@ def test_send_pool_keeps_a_bounded_amount_after_a_huge_call():
         a.setblocking(False)
         small = a.send_batch([b"x"] * 10)
         assert small == 10
-        kept_small = _batch._send_pool_bytes()
+        kept_small = _send._send_pool_bytes()
         assert kept_small > 0           # small calls still reuse their arrays
         sent = a.send_batch([b"y"] * 300_000)       # ~120 MiB of arrays for one call
         assert 0 < sent < 300_000
-        assert _batch._send_pool_bytes() <= 8 * 1024 * 1024
+        assert _send._send_pool_bytes() <= 8 * 1024 * 1024

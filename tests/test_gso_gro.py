@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import hotsock
-from hotsock import _batch
+from hotsock import _state
 from cpeers import cpeers  # noqa: F401  (fixture)
 from hosts import network, read_line  # noqa: F401  (fixture)
 
@@ -140,17 +140,17 @@ def test_refusal_falls_back_and_is_remembered():
     lost, and the socket is remembered as refusing."""
     rx, tx = udp(cls=socket.socket), udp()
     tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
-    assert _batch.gso_usable(tx.fileno(), tx.family)
+    assert _state.gso_usable(tx, tx.family)
     payloads = [bytes([i]) * 200 for i in range(30)]
     assert tx.send_batch(payloads, rx.getsockname(), gso=True) == 30
     assert [rx.recv(300) for _ in payloads] == payloads
-    assert not _batch.gso_usable(tx.fileno(), tx.family)
+    assert not _state.gso_usable(tx, tx.family)
     assert tx.send_batch(payloads, rx.getsockname(), gso=True) == 30      # plain from now on
     assert [rx.recv(300) for _ in payloads] == payloads
     rx.close()
     tx.close()
     fresh = udp()                         # a new socket (perhaps the same number) starts afresh
-    assert _batch.gso_usable(fresh.fileno(), fresh.family)
+    assert _state.gso_usable(fresh, fresh.family)
     fresh.close()
 
 
@@ -164,7 +164,7 @@ def test_single_datagrams_never_carry_a_segment_size():
     for batch in payloads:
         assert tx.send_batch(batch, rx.getsockname(), gso=True) == len(batch)
         assert [rx.recv(100) for _ in batch] == batch
-    assert _batch.gso_usable(tx.fileno(), tx.family)
+    assert _state.gso_usable(tx, tx.family)
     rx.close()
     tx.close()
 
@@ -177,10 +177,10 @@ def test_automatic_gso_only_for_safe_sizes():
     tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
     big = [b"B" * 2000] * 5
     assert tx.send_batch(big, rx.getsockname()) == 5
-    assert _batch.gso_usable(tx.fileno(), tx.family)      # not tried: too big for auto
+    assert _state.gso_usable(tx, tx.family)      # not tried: too big for auto
     small = [b"s" * 100] * 5
     assert tx.send_batch(small, rx.getsockname()) == 5
-    assert not _batch.gso_usable(tx.fileno(), tx.family)  # tried, refused, remembered
+    assert not _state.gso_usable(tx, tx.family)  # tried, refused, remembered
     assert [rx.recv(3000) for _ in range(10)] == big + small
     rx.close()
     tx.close()
@@ -206,9 +206,9 @@ def test_forced_off_by_environment():
             "n = tx.send_batch([b'z' * 10] * 8, rx.getsockname(), gso=True)\n"
             "b = hotsock.RecvBatch(4, gro=True); rx.settimeout(5); got = 0\n"
             "while got < 8: got += rx.recv_batch(b)\n"
-            "from hotsock import _batch\n"
+            "from hotsock import _state\n"
             "print(f['gso_forced_off'], f['gro_forced_off'], n, got,"
-            " _batch.gso_usable(tx.fileno(), tx.family))\n")
+            " _state.gso_usable(tx, tx.family))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env={**ENV,
                                           "HOTSOCK_NO_GSO": "1", "HOTSOCK_NO_GRO": "1"})
@@ -268,7 +268,7 @@ def test_echo_falls_back_when_segmented_sends_are_refused():
     thread.join()
     assert (result["stats"].sent, result["stats"].errors) == (100, 0)
     assert [client.recv(100) for _ in payloads] == payloads
-    assert not _batch.gso_usable(server.fileno(), server.family)
+    assert not _state.gso_usable(server, server.family)
     server.close()
     client.close()
 

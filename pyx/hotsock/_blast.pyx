@@ -10,12 +10,11 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t, INT64_MAX, UINT64_MAX
 
 from includes.compat cimport (
     hs_monotonic_ns, hs_realtime_ns, hs_sleep_until_ns, mmsghdr, HS_GSO_MAX_BYTES)
-from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_join, hs_seq_stamp
+from includes.core cimport hs_gso_build, hs_gso_join, hs_seq_stamp
 from includes.socket cimport iovec, sockaddr_storage, socklen_t
 from hotsock._address cimport resolve_address
-from hotsock._batch cimport refuse_gso
-from hotsock._loop cimport Run, send_all
-from hotsock._syscall cimport raise_errno
+from hotsock._loop cimport Run, drive, send_all, send_segmented
+from hotsock._send cimport SendArrays, give_back, take_arrays
 
 
 # The pacing arithmetic saturates instead of overflowing (a rate of 1e-300 or
@@ -41,108 +40,131 @@ cdef inline int64_t _due_time(int64_t start, uint64_t seq, double ns_per_datagra
     return start + <int64_t>ahead
 
 
+cdef struct Blast:
+    int fd
+    Py_ssize_t size             # bytes per datagram
+    Py_ssize_t batch            # datagrams per sendmmsg
+    char *arena                 # batch payloads of size bytes, stamped in place
+    mmsghdr *msgs               # one per payload, all to the destination
+    mmsghdr *groups             # the segmented sends built from msgs (gso)
+    uint32_t *datagrams
+    char *control
+    iovec *joined
+    Py_ssize_t m                # groups built
+    Py_ssize_t grouped          # the count the groups were built for (-1: none)
+    Py_ssize_t k                # datagrams of this send
+    bint gso
+    bint sequence
+    uint32_t stream
+    uint64_t seq                # the next sequence number
+    double rate
+    double ns_per_datagram
+    int64_t start
+
+
+cdef Py_ssize_t _rest_plain(void *ctx, Py_ssize_t groups_sent, mmsghdr **msgs) noexcept nogil:
+    """Segmented sends refused after *groups_sent* groups: these datagrams,
+    and all later ones, one by one."""
+    cdef Blast *b = <Blast *>ctx
+    cdef Py_ssize_t i, first = 0
+    b.gso = False
+    for i in range(groups_sent):
+        first += b.datagrams[i]
+    msgs[0] = b.msgs + first
+    return b.k - first
+
+
+cdef Py_ssize_t _blast_step(Run run, void *ctx, int *err) noexcept nogil:
+    cdef Blast *b = <Blast *>ctx
+    cdef Py_ssize_t i, k = b.batch
+    cdef uint64_t due
+    cdef int64_t now, stamp, next_due
+    if <uint64_t>k > run.remaining():
+        k = <Py_ssize_t>run.remaining()
+    if k == 0:
+        return 0
+    if b.rate > 0:
+        # Datagrams due by now (the first at once), less those sent.
+        now = hs_monotonic_ns()
+        due = _due(now - b.start, b.ns_per_datagram)
+        if due <= b.seq:
+            next_due = _due_time(b.start, b.seq, b.ns_per_datagram)
+            if next_due >= run.next_check_ns:
+                hs_sleep_until_ns(run.next_check_ns)
+                return 0
+            hs_sleep_until_ns(next_due)
+            return 1
+        if <uint64_t>k > due - b.seq:
+            k = <Py_ssize_t>(due - b.seq)
+    if b.sequence:
+        stamp = hs_realtime_ns()
+        for i in range(k):
+            hs_seq_stamp(<unsigned char *>b.arena + i * b.size, b.stream, b.seq + i, stamp)
+    b.k = k
+    if b.gso:
+        if k != b.grouped:
+            # The messages stay the same from batch to batch (only the
+            # payloads change): group them again only for a different
+            # count.  The arena is one run of memory, so each group goes
+            # as one buffer.
+            b.m = <Py_ssize_t>hs_gso_build(b.msgs, k, HS_GSO_MAX_BYTES, b.groups, b.control,
+                                           b.datagrams)
+            hs_gso_join(b.groups, b.m, b.joined)
+            b.grouped = k
+        if send_segmented(run, b.groups, b.m, b.datagrams, b.fd, 0, False, _rest_plain, b,
+                          err) < 0:
+            return -1
+    elif send_all(run, b.msgs, k, b.fd, 0, NULL, False, err) < 0:
+        return -1
+    b.seq += <uint64_t>k
+    run.c.attempted += <uint64_t>k
+    run.c.batches += 1
+    return k
+
+
 def blast_loop(int fd, int family, address, Run run not None, Py_ssize_t size,
                Py_ssize_t batch, double rate, uint32_t stream, bint sequence, bint gso=False):
     """Send until *run* says stop (internal: see ``hotsock.blast``).  *gso*:
     segmented sends of up to 64 datagrams each (the caller checked the socket)."""
+    cdef Blast b
     cdef sockaddr_storage dest
     cdef socklen_t dest_len = 0
+    cdef Py_ssize_t i
+    cdef SendArrays arrays = take_arrays(batch, True)
     cdef char *arena = <char *>PyMem_Calloc(batch * size if batch * size else 1, 1)
-    cdef mmsghdr *msgs = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
-    cdef iovec *iovs = <iovec *>PyMem_Calloc(batch, sizeof(iovec))
-    cdef mmsghdr *groups = <mmsghdr *>PyMem_Calloc(batch, sizeof(mmsghdr))
-    cdef uint32_t *datagrams = <uint32_t *>PyMem_Calloc(batch, sizeof(uint32_t))
-    cdef char *control = <char *>PyMem_Calloc(batch, HS_SEGMENT_CONTROL)
-    cdef iovec *joined = <iovec *>PyMem_Calloc(batch, sizeof(iovec))
-    cdef Py_ssize_t i, k, m = 0, sent, first
-    cdef Py_ssize_t grouped = -1    # the k that groups[0..m) were built for
-    cdef bint refused = False
-    cdef uint64_t seq = 0, due
-    cdef int err = 0
-    cdef int64_t start, now, stamp, next_due
-    cdef double ns_per_datagram = 1e9 / rate if rate > 0 else 0     # inf for a tiny rate
     try:
-        if (arena == NULL or msgs == NULL or iovs == NULL or groups == NULL
-                or datagrams == NULL or control == NULL or joined == NULL):
+        if arena == NULL:
             raise MemoryError()
         if address is not None:
             resolve_address(family, address, "blast", &dest, &dest_len)
         for i in range(batch):
-            iovs[i].iov_base = arena + i * size
-            iovs[i].iov_len = <size_t>size
-            msgs[i].msg_hdr.msg_iov = &iovs[i]
-            msgs[i].msg_hdr.msg_iovlen = 1
+            arrays.iovs[i].iov_base = arena + i * size
+            arrays.iovs[i].iov_len = <size_t>size
+            arrays.msgs[i].msg_hdr.msg_iov = &arrays.iovs[i]
+            arrays.msgs[i].msg_hdr.msg_iovlen = 1
             if address is not None:
-                msgs[i].msg_hdr.msg_name = &dest
-                msgs[i].msg_hdr.msg_namelen = dest_len
-        start = hs_monotonic_ns()
-        while True:
-            sent = 0
-            with nogil:
-                while True:
-                    k = batch
-                    if <uint64_t>k > run.remaining():
-                        k = <Py_ssize_t>run.remaining()
-                    if k == 0:
-                        break
-                    if rate > 0:
-                        # Datagrams due by now (the first at once), less those sent.
-                        now = hs_monotonic_ns()
-                        due = _due(now - start, ns_per_datagram)
-                        if due <= seq:
-                            next_due = _due_time(start, seq, ns_per_datagram)
-                            if next_due >= run.next_check_ns:
-                                hs_sleep_until_ns(run.next_check_ns)
-                                break
-                            hs_sleep_until_ns(next_due)
-                            continue
-                        if <uint64_t>k > due - seq:
-                            k = <Py_ssize_t>(due - seq)
-                    if sequence:
-                        stamp = hs_realtime_ns()
-                        for i in range(k):
-                            hs_seq_stamp(<unsigned char *>arena + i * size, stream, seq + i, stamp)
-                    if gso:
-                        if k != grouped:
-                            # The messages stay the same from batch to batch (only
-                            # the payloads change): group them again only for a
-                            # different count.  The arena is one run of memory, so
-                            # each group goes as one buffer.
-                            m = <Py_ssize_t>hs_gso_build(msgs, k, HS_GSO_MAX_BYTES, groups,
-                                                         control, datagrams)
-                            hs_gso_join(groups, m, joined)
-                            grouped = k
-                        sent = send_all(run, groups, m, fd, 0, datagrams, False, &err)
-                        if 0 <= sent < m:
-                            # Refused: these datagrams, and all later ones, one by one.
-                            gso = False
-                            refused = True
-                            first = 0
-                            for i in range(sent):
-                                first += datagrams[i]
-                            sent = send_all(run, msgs + first, k - first, fd, 0, NULL, False,
-                                            &err)
-                    else:
-                        sent = send_all(run, msgs, k, fd, 0, NULL, False, &err)
-                    if sent < 0:
-                        break
-                    seq += <uint64_t>k
-                    run.c.attempted += <uint64_t>k
-                    run.c.batches += 1
-                    if hs_monotonic_ns() >= run.next_check_ns:
-                        break
-            if refused:
-                refuse_gso(fd)
-                refused = False
-            if sent < 0:
-                raise_errno(err)
-            if run.check():
-                break
+                arrays.msgs[i].msg_hdr.msg_name = &dest
+                arrays.msgs[i].msg_hdr.msg_namelen = dest_len
+        b.fd = fd
+        b.size = size
+        b.batch = batch
+        b.arena = arena
+        b.msgs = arrays.msgs
+        b.groups = arrays.groups
+        b.datagrams = arrays.datagrams
+        b.control = arrays.control
+        b.joined = arrays.joined
+        b.m = 0
+        b.grouped = -1
+        b.k = 0
+        b.gso = gso
+        b.sequence = sequence
+        b.stream = stream
+        b.seq = 0
+        b.rate = rate
+        b.ns_per_datagram = 1e9 / rate if rate > 0 else 0     # inf for a tiny rate
+        b.start = hs_monotonic_ns()
+        drive(run, _blast_step, NULL, &b)
     finally:
         PyMem_Free(arena)
-        PyMem_Free(msgs)
-        PyMem_Free(iovs)
-        PyMem_Free(groups)
-        PyMem_Free(datagrams)
-        PyMem_Free(control)
-        PyMem_Free(joined)
+        give_back(arrays)

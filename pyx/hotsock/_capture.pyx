@@ -17,9 +17,9 @@ from includes.core cimport (
     hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats,
     hs_pcap_flush, hs_pcap_discard, hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
-from hotsock._batch cimport (
+from hotsock._recv cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
-from hotsock._loop cimport Run, receive_ready
+from hotsock._loop cimport Run, drive, receive_ready
 from hotsock._syscall cimport raise_errno
 
 FORMATS = {"pcap": HS_PCAP, "pcapng": HS_PCAPNG}
@@ -32,6 +32,54 @@ cdef int _local_endpoint(int fd, hs_endpoint *out) except -1:
     if getsockname(fd, <sockaddr *>&sa, &length) < 0:
         raise_errno(errno)
     hs_endpoint_from(out, <sockaddr *>&sa)
+    return 0
+
+
+cdef struct Capture:
+    hs_pcap_writer *writer
+    BatchSlots *s
+    int fd
+    hs_endpoint local           # the socket's own address: the destination by default
+
+
+cdef Py_ssize_t _capture_step(Run run, void *ctx, int *err) noexcept nogil:
+    """Receive a batch and hand one record per datagram to the writer."""
+    cdef Capture *cap = <Capture *>ctx
+    cdef BatchSlots *s = cap.s
+    cdef hs_endpoint src, dst
+    cdef hs_rx_meta *meta
+    cdef Py_ssize_t i, slot
+    cdef int64_t stamp = 0
+    cdef Py_ssize_t n = receive_ready(run, s, cap.fd, 0, err)
+    if n <= 0:
+        return n
+    for i in range(n):
+        if s.gro and entry_flags(s, i) & MSG_CTRUNC:
+            continue    # segment size unknown: counted, not guessed
+        slot = entry_slot(s, i)
+        meta = &s.meta[slot]
+        hs_endpoint_from(&src, <sockaddr *>&s.names[slot])
+        dst = cap.local
+        if meta.dst_family:
+            dst.family = meta.dst_family
+            memcpy(dst.addr, meta.dst_addr, 16)
+        if meta.timestamp_ns == 0 and stamp == 0:
+            stamp = hs_realtime_ns()     # no kernel timestamp: now
+        if hs_pcap_write(cap.writer, meta.timestamp_ns if meta.timestamp_ns else stamp,
+                         &src, &dst, <unsigned char *>entry_data(s, i),
+                         <size_t>entry_length(s, i), s.lengths[i]) < 0:
+            err[0] = cap.writer.err
+            return -1
+    return n
+
+
+cdef Py_ssize_t _capture_flush(Run run, void *ctx, int *err) noexcept nogil:
+    """The round's records to the file (whole records only); after a failed
+    write nothing more is written."""
+    cdef Capture *cap = <Capture *>ctx
+    if cap.writer.err or hs_pcap_flush(cap.writer) < 0:
+        err[0] = cap.writer.err
+        return -1
     return 0
 
 
@@ -65,54 +113,15 @@ cdef class CaptureFile:
 
     def run(self, int fd, RecvBatch batch not None, Run run not None):
         """Capture from socket *fd* until *run* says stop."""
-        cdef hs_endpoint local, src, dst
-        cdef BatchSlots *s = &batch.slots
-        cdef hs_rx_meta *meta
-        cdef Py_ssize_t n, i, slot
-        cdef int err = 0, failed = 0
-        cdef int64_t now, stamp
-        _local_endpoint(fd, &local)
+        cdef Capture cap
+        _local_endpoint(fd, &cap.local)
+        cap.writer = &self.writer
+        cap.s = &batch.slots
+        cap.fd = fd
         batch.enable_gro(fd)
         batch.acquire()
         try:
-            while True:
-                with nogil:
-                    while True:
-                        n = receive_ready(run, s, fd, 0, &err)
-                        if n <= 0:
-                            break
-                        stamp = 0
-                        for i in range(n):
-                            if s.gro and entry_flags(s, i) & MSG_CTRUNC:
-                                continue    # segment size unknown: counted, not guessed
-                            slot = entry_slot(s, i)
-                            meta = &s.meta[slot]
-                            hs_endpoint_from(&src, <sockaddr *>&s.names[slot])
-                            dst = local
-                            if meta.dst_family:
-                                dst.family = meta.dst_family
-                                memcpy(dst.addr, meta.dst_addr, 16)
-                            if meta.timestamp_ns == 0 and stamp == 0:
-                                stamp = hs_realtime_ns()     # no kernel timestamp: now
-                            if hs_pcap_write(&self.writer,
-                                             meta.timestamp_ns if meta.timestamp_ns else stamp,
-                                             &src, &dst, <unsigned char *>entry_data(s, i),
-                                             <size_t>entry_length(s, i), s.lengths[i]) < 0:
-                                failed = 1
-                                break
-                        if failed:
-                            break
-                        now = hs_monotonic_ns()
-                        if now >= run.next_check_ns or run.remaining() == 0:
-                            break
-                    if not failed and hs_pcap_flush(&self.writer) < 0:
-                        failed = 1
-                if failed:
-                    raise_errno(self.writer.err)
-                if n < 0:
-                    raise_errno(err)
-                if run.check():
-                    break
+            drive(run, _capture_step, _capture_flush, &cap)
         finally:
             batch.release(0)
 

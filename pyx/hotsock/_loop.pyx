@@ -31,8 +31,11 @@ from includes.socket cimport MSG_CTRUNC, MSG_DONTWAIT, MSG_TRUNC
 from includes.pysocket cimport hs_PySocketPrefix, hs_socket_fd_now
 from cpython.object cimport PyObject
 from hotsock._pysocket cimport is_fast_socket
-from hotsock._batch cimport (
-    BatchSlots, entry_data, entry_flags, entry_length, mmsg_send, slots_finish, slots_receive)
+from hotsock._recv cimport (
+    BatchSlots, entry_data, entry_flags, entry_length, slots_finish, slots_receive)
+from hotsock._send cimport mmsg_send
+from hotsock._state cimport state_of
+from hotsock._syscall cimport raise_errno
 
 from hotsock._stats import LoopStats
 
@@ -113,6 +116,11 @@ cdef class Run:
         if is_fast_socket(sock):
             self.followed = sock
             self.live_fd = &(<hs_PySocketPrefix *><PyObject *>sock).sock_fd
+        self.state = state_of(sock, sock.fileno(), True)
+
+    cdef void refuse_gso(self) noexcept nogil:
+        """The socket refused a segmented send: the driver records it."""
+        self.gso_refused = True
 
     cdef int current_fd(self, int fd) noexcept nogil:
         """The descriptor to use now: the followed socket's, else *fd*."""
@@ -191,6 +199,32 @@ cdef class Run:
             stopped=self.stopped, signal=self.signal)
 
 
+cdef int drive(Run run, loop_step step, loop_step round_end, void *ctx) except -1:
+    """The rounds of a hot loop; see _loop.pxd."""
+    cdef Py_ssize_t r = 0, ended = 0
+    cdef int err = 0, end_err = 0
+    while True:
+        with nogil:
+            while True:
+                r = step(run, ctx, &err)
+                if r <= 0:
+                    break
+                if hs_monotonic_ns() >= run.next_check_ns or run.remaining() == 0:
+                    break
+            if round_end != NULL:
+                ended = round_end(run, ctx, &end_err)
+        if run.gso_refused:
+            run.gso_refused = False
+            if run.state is not None:
+                run.state.gso_refused = True
+        if ended < 0:
+            raise_errno(end_err)
+        if r < 0:
+            raise_errno(err)
+        if run.check():
+            return 0
+
+
 # The run is never None here (callers hold it); Cython's debug-build None
 # checks would need the GIL.
 @cython.nonecheck(False)
@@ -198,7 +232,7 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
     """Receive what is queued, up to the batch and the count limit, waiting for
     it until check() is due; count it.  n > 0: datagrams in the slots (with
     GRO, a buffer's segments all count, so a count limit can be passed by up
-    to 63);
+    to 127);
     0: check() is due (time, a signal, the count limit); -1: *err holds errno.
     """
     cdef uint64_t left = run.remaining()
@@ -326,3 +360,20 @@ cdef Py_ssize_t send_all(Run run, mmsghdr *msgs, Py_ssize_t n, int fd, int flags
         err[0] = e
         return -1
     return done
+
+
+@cython.nonecheck(False)
+cdef int send_segmented(Run run, mmsghdr *groups, Py_ssize_t m, const uint32_t *datagrams,
+                        int fd, int flags, bint replies, plain_rest rest, void *ctx,
+                        int *err) noexcept nogil:
+    cdef mmsghdr *plain
+    cdef Py_ssize_t n
+    cdef Py_ssize_t sent = send_all(run, groups, m, fd, flags, datagrams, replies, err)
+    if sent < 0:
+        return -1
+    if sent < m:
+        run.refuse_gso()
+        n = rest(ctx, sent, &plain)
+        if send_all(run, plain, n, fd, flags, NULL, replies, err) < 0:
+            return -1
+    return 0

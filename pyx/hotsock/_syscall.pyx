@@ -23,7 +23,9 @@ forked worker) may have switched back to blocking.
 """
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno, EINTR, EAGAIN
+from operator import index as _index
 from os import strerror as _strerror
+from libc.limits cimport INT_MAX, INT_MIN
 from libc.stdint cimport int64_t
 
 from includes.compat cimport hs_monotonic_ns
@@ -37,6 +39,21 @@ from socket import timeout as _timeout_error   # TimeoutError since 3.10
 cdef int timeout_flags(int64_t timeout_ns, int flags) noexcept:
     """*flags* for a syscall on a socket with this timeout (MSG_DONTWAIT if any)."""
     return flags | MSG_DONTWAIT if timeout_ns > 0 else flags
+
+
+cdef extern from "Python.h":
+    long PyLong_AsLong(object o) except? -1
+
+
+cdef int flags_arg(object flags) except? -1:
+    """*flags* as the stdlib's "i" format takes them: an int (or an object
+    with ``__index__``), never a float; the stdlib's messages."""
+    cdef long value = PyLong_AsLong(_index(flags))
+    if value > INT_MAX:
+        raise OverflowError("signed integer is greater than maximum")
+    if value < INT_MIN:
+        raise OverflowError("signed integer is less than minimum")
+    return <int>value
 
 
 cdef int raise_errno(int err) except -1:

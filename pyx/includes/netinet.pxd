@@ -3,6 +3,8 @@ from libc.stdint cimport uint16_t, uint32_t
 from includes.socket cimport sa_family_t
 
 cdef extern from "<netinet/in.h>" nogil:
+    enum: IPPROTO_UDP
+
     struct in_addr:
         uint32_t s_addr
 

@@ -39,7 +39,6 @@ cdef extern from "<sys/socket.h>" nogil:
     enum: SOL_SOCKET
     enum: SO_TYPE
     enum: SO_PROTOCOL
-    enum: IPPROTO_UDP
     enum: MSG_TRUNC
     enum: MSG_CTRUNC
     enum: MSG_DONTWAIT

@@ -15,13 +15,13 @@ import sys as _sys
 __version__ = "0.1.0"
 
 try:
-    from . import _batch, _pysocket
+    from . import _features, _pysocket
 except ImportError as exc:
     # Typically the source tree put on sys.path (PYTHONPATH=src) with no
     # compiled modules in it: Python then blames a "circular import".
     import importlib.machinery as _machinery
     import os as _os
-    _built = any(_os.path.exists(_os.path.join(__path__[0], "_batch" + suffix))
+    _built = any(_os.path.exists(_os.path.join(__path__[0], "_features" + suffix))
                  for suffix in _machinery.EXTENSION_SUFFIXES)
     if _built:
         raise
@@ -30,8 +30,10 @@ except ImportError as exc:
         f"({_sys.version.split()[0]}): install hotsock with pip ('pip install hotsock', "
         "or 'pip install .' in a checkout) rather than putting the source tree on "
         "sys.path", name=__name__, path=__path__[0]) from exc
-from ._batch import (
-    IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS, RecvBatch, recv_batch, send_batch)
+from ._features import IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS
+from ._recv import RecvBatch, recv_batch
+from ._send import send_batch
+from . import _capture
 from ._hotloops import blast, capture, echo, kernel_drops
 from ._stats import LoopStats
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
@@ -66,13 +68,13 @@ def features():
         "python": _sys.version.split()[0],
         "direct_socket_access": bool(_pysocket.direct_access),
     }
-    info.update(_batch.batch_features())
+    info.update(_features.batch_features())
     # What capture can record, per datagram: kernel timestamps, destination
     # addresses, and the socket's drop counter.
     info["receive_timestamps"] = SO_TIMESTAMPNS is not None
     info["receive_destination"] = IP_PKTINFO is not None
     info["drop_counter"] = SO_RXQ_OVFL is not None
-    info["capture_formats"] = ["pcap", "pcapng"]
+    info["capture_formats"] = list(_capture.FORMATS)
     return info
 
 

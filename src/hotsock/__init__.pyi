@@ -10,10 +10,12 @@ import sys
 from socket import error as error, gaierror as gaierror, herror as herror, timeout as timeout
 from typing import Any
 
-from ._batch import MAX_BATCH as MAX_BATCH, RecvBatch as RecvBatch
-from ._batch import recv_batch as recv_batch, send_batch as send_batch
-from ._batch import IP_PKTINFO as IP_PKTINFO, SO_RXQ_OVFL as SO_RXQ_OVFL
-from ._batch import SO_TIMESTAMPNS as SO_TIMESTAMPNS
+from ._features import MAX_BATCH as MAX_BATCH
+from ._recv import RecvBatch as RecvBatch
+from ._recv import recv_batch as recv_batch
+from ._send import send_batch as send_batch
+from ._features import IP_PKTINFO as IP_PKTINFO, SO_RXQ_OVFL as SO_RXQ_OVFL
+from ._features import SO_TIMESTAMPNS as SO_TIMESTAMPNS
 from ._hotloops import blast as blast, capture as capture, echo as echo
 from ._hotloops import kernel_drops as kernel_drops
 from ._stats import LoopStats as LoopStats

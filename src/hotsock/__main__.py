@@ -145,7 +145,7 @@ def _receiver_options(parser):
 
 def _run_options(parser, receiver):
     """The options capture, echo and blast share (receiver: those of capture and echo)."""
-    from ._batch import MAX_BATCH
+    from ._features import MAX_BATCH
     from ._cli_progress import DISPLAYS
     limits = parser.add_argument_group("when to stop (default: on SIGINT/SIGTERM)")
     limits.add_argument("-c", "--count", type=_ranged(1, _limits.MAX_COUNT, "count"),

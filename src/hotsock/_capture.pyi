@@ -1,7 +1,7 @@
 from typing_extensions import disjoint_base
 from typing import Any, Callable, Dict
 
-from ._batch import RecvBatch
+from ._recv import RecvBatch
 from ._loop import Run
 
 FORMATS: Dict[str, int]

@@ -1,4 +1,4 @@
-from ._batch import RecvBatch
+from ._recv import RecvBatch
 from ._loop import Run
 
 def echo_loop(fd: int, batch: RecvBatch, run: Run, confirm: bool = False,

@@ -21,8 +21,10 @@ import struct
 import sys
 import threading
 
-from . import _batch, _blast, _capture, _echo, _limits
-from ._batch import MAX_BATCH, RecvBatch
+from . import _blast, _capture, _echo, _features, _limits
+from ._features import MAX_BATCH
+from ._recv import RecvBatch
+from ._state import gso_usable
 from ._loop import Run
 
 DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
@@ -89,7 +91,7 @@ def _run(kind, sock, count, duration, idle, progress, interval, drops_baseline=0
 
 # getsockopt(SOL_SOCKET, SO_MEMINFO) (Linux >= 3.10): the socket's memory
 # counters, of which SK_MEMINFO_DROPS (index 8) is its drop counter.
-SO_MEMINFO = _batch.SO_MEMINFO
+SO_MEMINFO = _features.SO_MEMINFO
 _MEMINFO_DROPS = 8
 
 
@@ -172,10 +174,11 @@ _SO_TIMESTAMP = getattr(_stdlib, "SO_TIMESTAMP", 29 if sys.platform.startswith("
 def _reception_options(sock, pktinfo):
     """The options a receiving loop turns on: (level, option) pairs, those the
     system has.  *pktinfo*: also the destination address of each datagram."""
-    wanted = [(_stdlib.SOL_SOCKET, _batch.SO_TIMESTAMPNS), (_stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)]
+    wanted = [(_stdlib.SOL_SOCKET, _features.SO_TIMESTAMPNS),
+              (_stdlib.SOL_SOCKET, _features.SO_RXQ_OVFL)]
     if pktinfo:
         if sock.family == _stdlib.AF_INET:
-            wanted.append((_stdlib.IPPROTO_IP, _batch.IP_PKTINFO))
+            wanted.append((_stdlib.IPPROTO_IP, _features.IP_PKTINFO))
         else:
             wanted.append((_stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None)))
     return [(level, option) for level, option in wanted if option is not None]
@@ -192,8 +195,8 @@ def _options_restored(sock, turn_on, rcvbuf=None):
     watched = list(turn_on)
     if _SO_TIMESTAMP is not None:
         watched.append((_stdlib.SOL_SOCKET, _SO_TIMESTAMP))
-    if _batch.UDP_GRO is not None:
-        watched.append((_stdlib.IPPROTO_UDP, _batch.UDP_GRO))
+    if _features.UDP_GRO is not None:
+        watched.append((_stdlib.IPPROTO_UDP, _features.UDP_GRO))
     before = {}
     for level, option in watched:
         try:
@@ -273,7 +276,7 @@ def recv_buffer_cap(requested, granted):
 
 def _use_gro(gro, size):
     """Coalesced receives need 64 KiB buffers: only at the full datagram size."""
-    return bool(gro) and size >= MAX_DATAGRAM and _batch.gro_enabled()
+    return bool(gro) and size >= MAX_DATAGRAM and _features.gro_enabled()
 
 
 # --- signals -----------------------------------------------------------------
@@ -468,11 +471,11 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
         run = _run("echo", sock, count, duration, idle, progress, interval, kernel_drops(sock))
-        segmented = bool(gso) and _batch.gso_usable(sock.fileno(), sock.family)
+        segmented = bool(gso) and gso_usable(sock, sock.family)
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
         slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
-        options = [(_stdlib.SOL_SOCKET, _batch.SO_RXQ_OVFL)] if _batch.SO_RXQ_OVFL else []
+        options = [(_stdlib.SOL_SOCKET, _features.SO_RXQ_OVFL)] if _features.SO_RXQ_OVFL else []
         with _stopping_on(stop_signals, run), _options_restored(sock, options):
             with _stats_on_error(run, sock):
                 _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
@@ -482,7 +485,7 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
             owned.close()
 
 
-SEQUENCE_HEADER = 24
+SEQUENCE_HEADER = _features.SEQUENCE_HEADER
 
 
 def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None,
@@ -523,8 +526,8 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
         if gso is not None and not isinstance(gso, bool):
             raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
         segmented = (gso is not False and size > 0
-                     and _batch.gso_usable(sock.fileno(), sock.family)
-                     and (gso is True or size <= _batch.SAFE_SEGMENT[sock.family]))
+                     and gso_usable(sock, sock.family)
+                     and (gso is True or size <= _features.SAFE_SEGMENT[sock.family]))
         if batch is None:
             batch = MAX_BATCH if segmented else 64
         _positive_int("batch", batch, MAX_BATCH, optional=False)

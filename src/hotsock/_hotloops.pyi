@@ -2,7 +2,7 @@ import os
 import socket as _stdlib
 from typing import Any, Callable, Iterable, Optional, Union
 
-from ._batch import RecvBatch
+from ._recv import RecvBatch
 from ._stats import LoopStats
 
 DEFAULT_STOP_SIGNALS: tuple[int, ...]

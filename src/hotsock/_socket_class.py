@@ -6,7 +6,7 @@ anyone running Python from inside this directory.)
 import socket as _stdlib
 from multiprocessing import reduction as _reduction
 
-from . import _batch, _methods, _options
+from . import _methods, _options, _recv, _send
 
 __all__ = ["socket", "fromfd", "socketpair", "create_connection", "create_server"]
 
@@ -24,7 +24,7 @@ class socket(_stdlib.socket):
     """
 
     # The address cache (hotsock._address) and the per-socket state record
-    # (hotsock._batch.state_of), owned by the socket.
+    # (hotsock._state), owned by the socket.
     __slots__ = ("_hotsock_addresses", "_hotsock_state")
 
     def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
@@ -34,8 +34,8 @@ class socket(_stdlib.socket):
 
     # recv, recv_into, recvfrom, recvfrom_into, send and sendto: installed
     # below as compiled method descriptors (hotsock._methods.install).
-    recv_batch = _batch.recv_batch
-    send_batch = _batch.send_batch
+    recv_batch = _recv.recv_batch
+    send_batch = _send.send_batch
 
     def accept(self):
         """accept() -> (socket object, address info)

@@ -3,7 +3,7 @@ from typing import Any, Iterable, Optional, Sequence, SupportsIndex, Tuple, Unio
 
 from _typeshed import ReadableBuffer
 
-from ._batch import RecvBatch
+from ._recv import RecvBatch
 
 _Address = Union[Tuple[Any, ...], str, ReadableBuffer]
 

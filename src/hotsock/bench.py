@@ -69,8 +69,8 @@ import sys
 import tempfile
 import time
 
-from . import _batch, _hotloops, _reference
-from ._batch import RecvBatch
+from . import _features, _hotloops, _reference
+from ._recv import RecvBatch
 from ._socket_class import socket
 
 BATCH = 64          # datagrams per recvmmsg/sendmmsg call, for hotsock and C alike
@@ -721,7 +721,7 @@ def _run_gro(size, chunk, rounds):
 
 def offload_unavailable(part, size=64):
     """Why *part* (gso or gro) cannot run here, or None if it can."""
-    features = _batch.batch_features()
+    features = _features.batch_features()
     if size < 1:
         return "segmented sends need datagrams of at least 1 byte"
     if not features["gso_available"]:

@@ -1,4 +1,4 @@
-# Batches of datagrams: one arena, one receive or send syscall for many.
+# Receiving in batches: one arena, one recvmmsg for many datagrams.
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from includes.compat cimport mmsghdr
 from includes.core cimport hs_rx_meta, hs_rx_drops
@@ -52,24 +52,6 @@ cdef void slots_prepare(BatchSlots *s) noexcept nogil
 # recvmsg fallback): the count, or -1 with errno.  Prepares the slots; the
 # caller then calls slots_finish.
 cdef Py_ssize_t slots_receive(BatchSlots *s, int fd, unsigned int want, int flags) noexcept nogil
-# One sendmmsg (or the sendmsg fallback) of n prepared messages: the count
-# sent, or -1 with errno.
-cdef Py_ssize_t mmsg_send(int fd, mmsghdr *msgs, unsigned int n, int flags) noexcept nogil
-# Remember that socket *fd* refused a segmented send: later sends go one by one.
-cdef int refuse_gso(int fd) except -1
-
-
-# What hotsock remembers about one socket (DESIGN.md, contract 8).
-cdef class SocketState:
-    cdef readonly int fd
-    cdef readonly unsigned long long inode
-    cdef public bint gso_refused            # segmented sends refused: one by one
-    cdef public int deferred_errno          # recvmsg fallback: an error met after datagrams,
-                                            # raised by the next recv_batch
-
-# The record of the socket with descriptor fd (sock: the object it came from,
-# or None); None if it has none and not create.
-cdef SocketState state_of(object sock, int fd, bint create)
 # After a receive of n buffers: lengths, flags, timestamps, destinations,
 # drops; coalesced buffers split into their datagrams.  Returns the datagrams.
 cdef Py_ssize_t slots_finish(BatchSlots *s, Py_ssize_t n) noexcept nogil

@@ -1,18 +1,8 @@
 import socket as _stdlib
-from typing import Any, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
-from _typeshed import ReadableBuffer
 from typing_extensions import disjoint_base
 
-MAX_BATCH: int
-SO_TIMESTAMPNS: Optional[int]
-IP_PKTINFO: Optional[int]
-SO_RXQ_OVFL: Optional[int]
-SO_MEMINFO: Optional[int]
-UDP_GRO: Optional[int]
-SAFE_SEGMENT: dict[int, int]
-
-_Address = Union[Tuple[Any, ...], str, ReadableBuffer]
 _SockOrFd = Union[_stdlib.socket, int]
 
 @disjoint_base
@@ -43,9 +33,3 @@ class RecvBatch:
     def dropped(self) -> Optional[int]: ...
 
 def recv_batch(sock: _SockOrFd, batch: RecvBatch, flags: int = 0) -> int: ...
-def send_batch(sock: _SockOrFd, buffers: Iterable[ReadableBuffer],
-               address: Optional[_Address] = None, *,
-               addresses: Optional[Sequence[_Address]] = None, flags: int = 0,
-               gso: Optional[bool] = None) -> int: ...
-def batch_features() -> dict[str, Any]: ...
-def gso_enabled() -> bool: ...
