@@ -491,3 +491,43 @@ def recv_batch(sock, RecvBatch batch not None, flags=0):
     if ctx.later_errno:
         state_of(sock, info.fd, True).deferred_errno = ctx.later_errno
     return n
+
+
+# --- batches the hot loops reuse --------------------------------------------
+
+# A loop's default batch (64 buffers of 64 KiB) is a 4 MiB arena: mapping,
+# faulting and unmapping it costs more than a one-datagram run itself.  The
+# loops take their batch from here and give it back; batches the caller sees
+# (capture's callback mode) are never pooled.  Bounded: a few batches of up
+# to POOLED_ARENA bytes.
+cdef list _batch_pool = []
+cdef Py_ssize_t BATCH_POOL = 2
+cdef Py_ssize_t POOLED_ARENA = 4 << 20
+
+
+def _loop_batch(Py_ssize_t count, Py_ssize_t size, bint gro):
+    """A RecvBatch for a hot loop: a pooled one of this shape, else a new one."""
+    cdef RecvBatch batch
+    cdef Py_ssize_t i
+    for i in range(len(_batch_pool)):
+        batch = <RecvBatch>_batch_pool[i]
+        if batch.count == count and batch.gro == gro and (
+                batch.size == size or (gro and size < GRO_BUFFER and batch.size == GRO_BUFFER)):
+            del _batch_pool[i]
+            return batch
+    return RecvBatch(count, size, gro=gro)
+
+
+def _return_batch(RecvBatch batch not None):
+    """Back to the pool, as new: nothing of the last run (its socket, its
+    drop counter, a deferred error) carries over to the next."""
+    cdef BatchSlots *s = &batch.slots
+    if batch._busy or batch.count * batch.size > POOLED_ARENA or len(_batch_pool) >= BATCH_POOL:
+        return
+    s.drops.counter = 0
+    s.drops.seen = 0
+    s.deferred_errno = 0
+    s.entries = 0
+    batch._received = 0
+    batch._gro_fd = -1
+    _batch_pool.append(batch)

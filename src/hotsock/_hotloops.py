@@ -13,7 +13,8 @@ is completed, and the statistics are returned with ``stopped == "signal"``.
 Pass ``stop_signals=()`` to leave the handlers alone (Ctrl-C then raises
 ``KeyboardInterrupt`` -- after the capture file has been completed).
 """
-import contextlib
+import _signal as _c_signal
+import _socket
 import os
 import signal as _signal
 import socket as _stdlib
@@ -23,7 +24,7 @@ import threading
 
 from . import _blast, _capture, _echo, _features, _limits
 from ._features import MAX_BATCH
-from ._recv import RecvBatch
+from ._recv import RecvBatch, _loop_batch, _return_batch
 from ._state import gso_usable
 from ._loop import Run
 
@@ -34,6 +35,20 @@ MIN_SNAPLEN = 48            # an IPv6 and a UDP header
 
 
 # --- arguments ---------------------------------------------------------------
+
+# The socket module's family and type properties turn the numbers into enum
+# members (a microsecond each); the loops compare numbers.
+_raw_family = _socket.socket.family.__get__
+_raw_type = _socket.socket.type.__get__
+
+
+def _family(sock):
+    return _raw_family(sock) if isinstance(sock, _socket.socket) else sock.family
+
+
+def _type(sock):
+    return _raw_type(sock) if isinstance(sock, _socket.socket) else sock.type
+
 
 def _datagram_socket(sock, caller, families=None):
     """(socket object, fd) for *sock*, a socket object or a descriptor."""
@@ -53,9 +68,9 @@ def _datagram_socket(sock, caller, families=None):
     try:
         if sock.fileno() < 0:
             raise OSError(9, "Bad file descriptor")
-        if sock.type != _stdlib.SOCK_DGRAM:
+        if _type(sock) != _stdlib.SOCK_DGRAM:
             raise ValueError(f"{caller}() needs a datagram (SOCK_DGRAM) socket")
-        if families is not None and sock.family not in families:
+        if families is not None and _family(sock) not in families:
             raise ValueError(f"{caller}() needs an AF_INET or AF_INET6 socket")
     except BaseException:
         if owned is not None:
@@ -158,7 +173,7 @@ def _needs_destination(sock):
     if host in ("0.0.0.0", "::"):
         return True
     try:
-        if sock.family == _stdlib.AF_INET:
+        if _family(sock) == _stdlib.AF_INET:
             first = _stdlib.inet_aton(host)[0]
             return first >= 224 or host.endswith(".255")
         return host.lower().startswith("ff")
@@ -177,52 +192,72 @@ def _reception_options(sock, pktinfo):
     wanted = [(_stdlib.SOL_SOCKET, _features.SO_TIMESTAMPNS),
               (_stdlib.SOL_SOCKET, _features.SO_RXQ_OVFL)]
     if pktinfo:
-        if sock.family == _stdlib.AF_INET:
+        if _family(sock) == _stdlib.AF_INET:
             wanted.append((_stdlib.IPPROTO_IP, _features.IP_PKTINFO))
         else:
             wanted.append((_stdlib.IPPROTO_IPV6, getattr(_stdlib, "IPV6_RECVPKTINFO", None)))
     return [(level, option) for level, option in wanted if option is not None]
 
 
-@contextlib.contextmanager
-def _options_restored(sock, turn_on, rcvbuf=None):
+class _options_restored:
     """Turn the boolean options *turn_on* on for the body (the loop), then put
     back every option the body changed -- those, SO_TIMESTAMP, UDP_GRO (a GRO
     batch turns it on) and the receive buffer -- so that the caller's own
     recvmsg() calls get no control messages or coalesced buffers nobody asked
     for.  *rcvbuf*: raise the receive buffer to at least that many bytes for
-    the body (see :func:`raise_recv_buffer`)."""
-    watched = list(turn_on)
-    if _SO_TIMESTAMP is not None:
-        watched.append((_stdlib.SOL_SOCKET, _SO_TIMESTAMP))
-    if _features.UDP_GRO is not None:
-        watched.append((_stdlib.IPPROTO_UDP, _features.UDP_GRO))
-    before = {}
-    for level, option in watched:
+    the body (see :func:`raise_recv_buffer`).  (A class, not a generator:
+    the loops' per-call cost is counted in microseconds.)"""
+
+    __slots__ = ("sock", "turn_on", "rcvbuf", "before", "buffer_before")
+
+    def __init__(self, sock, turn_on, rcvbuf=None):
+        self.sock = sock
+        self.turn_on = turn_on
+        self.rcvbuf = rcvbuf
+        self.before = {}
+        self.buffer_before = None
+
+    def __enter__(self):
+        sock = self.sock
+        for level, option in (*self.turn_on, *_ALSO_WATCHED):
+            try:
+                self.before[level, option] = sock.getsockopt(level, option)
+            except OSError:
+                pass
         try:
-            before[level, option] = sock.getsockopt(level, option)
-        except OSError:
-            pass
-    buffer_before = None
-    try:
-        for level, option in turn_on:
-            _ask(sock, level, option)
-        if rcvbuf is not None:
-            buffer_before = raise_recv_buffer(sock, rcvbuf)
-        yield
-    finally:
+            for level, option in self.turn_on:
+                _ask(sock, level, option)
+            if self.rcvbuf is not None:
+                self.buffer_before = raise_recv_buffer(sock, self.rcvbuf)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        sock = self.sock
         # In this order: SO_TIMESTAMPNS off clears SO_TIMESTAMP, which follows it.
-        for (level, option), value in before.items():
+        for (level, option), value in self.before.items():
             try:
                 if sock.getsockopt(level, option) != value:
                     sock.setsockopt(level, option, value)
             except OSError:
                 pass
-        if buffer_before is not None:
+        if self.buffer_before is not None:
             try:
-                _set_recv_buffer(sock, buffer_before // 2 if _DOUBLED else buffer_before)
+                _set_recv_buffer(sock, self.buffer_before // 2 if _DOUBLED
+                                 else self.buffer_before)
             except OSError:
                 pass
+        return False
+
+
+# What a loop may change without asking: SO_TIMESTAMP (SO_TIMESTAMPNS off
+# clears it) and UDP_GRO (a GRO batch turns it on).
+_ALSO_WATCHED = tuple(
+    (level, option) for level, option in ((_stdlib.SOL_SOCKET, _SO_TIMESTAMP),
+                                          (_stdlib.IPPROTO_UDP, _features.UDP_GRO))
+    if option is not None)
 
 
 # --- the receive buffer ------------------------------------------------------------
@@ -281,29 +316,41 @@ def _use_gro(gro, size):
 
 # --- signals -----------------------------------------------------------------
 
-@contextlib.contextmanager
-def _stopping_on(signals, run):
+class _stopping_on:
     """While the body runs, *signals* are noted in ``run.signals`` -- and only
     noted: the compiled loop sees the note at its next check and ends
     cleanly; a signal before it starts ends it at once, one after it ended
     changes nothing.  Outside the main thread handlers cannot be set:
     nothing is changed."""
-    if not signals or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    noted = run.signals
 
-    def handler(signum, frame):
-        noted.append(signum)
+    __slots__ = ("signals", "noted", "previous")
 
-    previous = {}
-    try:
-        for signum in signals:
-            previous[signum] = _signal.signal(signum, handler)
-        yield
-    finally:
-        for signum, old in previous.items():
-            _signal.signal(signum, old)
+    def __init__(self, signals, run):
+        self.signals = signals
+        self.noted = run.signals
+        self.previous = {}
+
+    def _note(self, signum, frame):
+        self.noted.append(signum)
+
+    def __enter__(self):
+        if not self.signals or threading.current_thread() is not threading.main_thread():
+            return self
+        # The C module's signal(): the signal module's wrapper converts numbers
+        # and handlers to enum members and back, ten times the cost of the call.
+        try:
+            for signum in self.signals:
+                self.previous[signum] = _c_signal.signal(signum, self._note)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, old in self.previous.items():
+            _c_signal.signal(signum, old)
+        self.previous.clear()
+        return False
 
 
 # --- the loops ---------------------------------------------------------------
@@ -381,21 +428,24 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
         if rcvbuf is not None:
             _positive_int("rcvbuf", rcvbuf, (1 << 31) - 1)
         run = _run("capture", sock, count, duration, idle, progress, interval, kernel_drops(sock))
-        slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
         options = _reception_options(sock, callback is not None or _needs_destination(sock))
         if callback is not None:
+            # The callback sees the batch: its own, never one a later run reuses.
+            slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
             with _stopping_on(stop_signals, run), _options_restored(sock, options, rcvbuf):
                 with _stats_on_error(run, sock):
                     _capture.capture_batches(sock.fileno(), slots, run, callback)
             return run.stats(kernel_drops(sock))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0),
                      0o644)
+        slots = _loop_batch(batch, size, _use_gro(gro, size))
         try:
             writer = _capture.CaptureFile(fd, _capture.FORMATS[format], snaplen,
                                           max(bufsize, snaplen + 256))
             with _stopping_on(stop_signals, run), _options_restored(sock, options, rcvbuf):
                 return _write_capture(writer, sock, slots, run)
         finally:
+            _return_batch(slots)
             os.close(fd)
     finally:
         if owned is not None:
@@ -427,14 +477,22 @@ def _write_capture(writer, sock, slots, run):
     return stats
 
 
-@contextlib.contextmanager
-def _stats_on_error(run, sock=None):
+class _stats_on_error:
     """An OSError that ends a loop carries the run's statistics as ``stats``."""
-    try:
-        yield
-    except OSError as exc:
-        exc.stats = run.stats(kernel_drops(sock) if sock is not None else None)
-        raise
+
+    __slots__ = ("run", "sock")
+
+    def __init__(self, run, sock=None):
+        self.run = run
+        self.sock = sock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback):
+        if isinstance(exc, OSError):
+            exc.stats = self.run.stats(kernel_drops(self.sock) if self.sock is not None else None)
+        return False
 
 
 def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAGRAM,
@@ -471,14 +529,17 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
         run = _run("echo", sock, count, duration, idle, progress, interval, kernel_drops(sock))
-        segmented = bool(gso) and gso_usable(sock, sock.family)
+        segmented = bool(gso) and gso_usable(sock, _family(sock))
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
-        slots = RecvBatch(batch, size, gro=_use_gro(gro, size))
+        slots = _loop_batch(batch, size, _use_gro(gro, size))
         options = [(_stdlib.SOL_SOCKET, _features.SO_RXQ_OVFL)] if _features.SO_RXQ_OVFL else []
-        with _stopping_on(stop_signals, run), _options_restored(sock, options):
-            with _stats_on_error(run, sock):
-                _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
+        try:
+            with _stopping_on(stop_signals, run), _options_restored(sock, options):
+                with _stats_on_error(run, sock):
+                    _echo.echo_loop(sock.fileno(), slots, run, bool(confirm), segmented)
+        finally:
+            _return_batch(slots)
         return run.stats(kernel_drops(sock))
     finally:
         if owned is not None:
@@ -526,8 +587,8 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
         if gso is not None and not isinstance(gso, bool):
             raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
         segmented = (gso is not False and size > 0
-                     and gso_usable(sock, sock.family)
-                     and (gso is True or size <= _features.SAFE_SEGMENT[sock.family]))
+                     and gso_usable(sock, _family(sock))
+                     and (gso is True or size <= _features.SAFE_SEGMENT[_family(sock)]))
         if batch is None:
             batch = MAX_BATCH if segmented else 64
         _positive_int("batch", batch, MAX_BATCH, optional=False)
@@ -540,7 +601,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
         run = _run("blast", sock, count, duration, None, progress, interval)
         stream = int.from_bytes(os.urandom(4), "big")
         with _stopping_on(stop_signals, run), _stats_on_error(run):
-            _blast.blast_loop(sock.fileno(), sock.family, address, run, size, batch,
+            _blast.blast_loop(sock.fileno(), _family(sock), address, run, size, batch,
                               rate or 0.0, stream, bool(sequence), segmented)
         return run.stats()
     finally:
