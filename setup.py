@@ -36,7 +36,7 @@ MODULES = {
     "_recv": ["pyx/core/ancillary.c"],
     "_send": ["pyx/core/segments.c"],
     "_options": [],
-    "_loop": ["pyx/core/sequence.c"],
+    "_driver": ["pyx/core/sequence.c"],
     "_capture": ["pyx/core/pcap.c"],
     "_echo": ["pyx/core/segments.c"],
     "_blast": ["pyx/core/sequence.c", "pyx/core/segments.c"],

@@ -154,7 +154,7 @@ def test_blast_loop_pacing_saturates(rate):
     out = run_python(f"""
         import socket, time
         from hotsock import _blast
-        from hotsock._loop import Run
+        from hotsock._driver import Run
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.bind(("127.0.0.1", 0))
         run = Run("blast", None, 0.5, None, None, 1.0)
@@ -175,7 +175,7 @@ def test_run_clamps_what_it_is_given():
         import socket
         from hotsock import _capture
         from hotsock._recv import RecvBatch
-        from hotsock._loop import Run
+        from hotsock._driver import Run
         rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         rx.bind(("127.0.0.1", 0))
         for interval in (1e-300, 0.0, -1.0, 1e300, float("inf"), float("nan")):

@@ -1,6 +1,8 @@
 """Calls the kernel does not answer with EAGAIN: zero-length transfers and
-MSG_OOB.  hotsock tries a syscall before waiting on a socket with a timeout;
-for these it must wait first, exactly as the stdlib does.  Side by side."""
+MSG_OOB.  On a socket with a timeout hotsock waits for readiness before
+each attempt, as the stdlib does (``_syscall.sock_call``); these calls show
+that order, because trying the syscall first would return at once where
+the stdlib waits.  Side by side."""
 import socket
 import time
 

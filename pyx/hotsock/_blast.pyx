@@ -13,7 +13,7 @@ from includes.compat cimport (
 from includes.core cimport hs_gso_build, hs_gso_join, hs_seq_stamp
 from includes.socket cimport iovec, sockaddr_storage, socklen_t
 from hotsock._address cimport resolve_address
-from hotsock._loop cimport Run, drive, send_all, send_segmented
+from hotsock._driver cimport Run, drive, send_all, send_segmented
 from hotsock._send cimport SendArrays, give_back, take_arrays
 
 

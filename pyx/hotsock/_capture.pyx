@@ -19,7 +19,7 @@ from includes.core cimport (
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._recv cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
-from hotsock._loop cimport Run, drive, receive_ready
+from hotsock._driver cimport Run, drive, receive_ready
 from hotsock._syscall cimport raise_errno
 
 FORMATS = {"pcap": HS_PCAP, "pcapng": HS_PCAPNG}

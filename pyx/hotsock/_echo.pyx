@@ -3,7 +3,7 @@
 Each round is one ``recvmmsg`` into a :class:`RecvBatch` and one
 ``sendmmsg`` whose messages point at the same slots -- payload and sender
 address -- so nothing is copied and nothing is allocated per datagram; the
-GIL is released between checks (see ``_loop``).
+GIL is released between checks (see ``_driver``).
 
 With GRO and GSO, a coalesced buffer (many datagrams of one sender) goes
 back as it came: one segmented send with the same segment size.  If the
@@ -16,7 +16,7 @@ from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_attach
 from includes.socket cimport iovec
 from hotsock._recv cimport BatchSlots, RecvBatch, entry_data, entry_length, entry_slot
 from hotsock._send cimport SendArrays, give_back, take_arrays
-from hotsock._loop cimport Run, drive, receive_ready, send_all, send_segmented
+from hotsock._driver cimport Run, drive, receive_ready, send_all, send_segmented
 
 
 cdef struct Echo:

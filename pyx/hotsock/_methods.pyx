@@ -1,7 +1,7 @@
 """The compiled I/O methods of ``hotsock.socket``.
 
-Each method keeps the stdlib method's semantics exactly (DESIGN.md,
-contract 4).  They are C functions with CPython's METH_FASTCALL convention,
+Each method keeps the stdlib method's semantics exactly (contract 4 in
+docs/ARCHITECTURE.md).  They are C functions with CPython's METH_FASTCALL convention,
 installed on the class as method descriptors (like the stdlib's own
 methods), so a call costs no argument tuple or keyword dict, and the
 descriptor guarantees that ``self`` is a ``hotsock.socket``.

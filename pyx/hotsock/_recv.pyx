@@ -4,7 +4,7 @@ One ``recvmmsg`` call moves up to 1024 datagrams from the kernel.  A
 :class:`RecvBatch` owns all the memory such a call needs -- one arena of
 ``count * size`` bytes and the mmsghdr/iovec/sockaddr/control arrays --
 allocated once and reused, so receiving makes no Python object per datagram
-(contract 6).  Payloads are memoryviews into the arena and metadata are
+(contract 6 in docs/ARCHITECTURE.md).  Payloads are memoryviews into the arena and metadata are
 flat arrays behind the buffer protocol.  The hot loops receive into the
 same batch without the GIL through its C side, ``BatchSlots``.
 

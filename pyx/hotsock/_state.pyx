@@ -3,7 +3,7 @@
 The kernel reuses descriptor numbers, so nothing hotsock learns about a
 socket -- the kernel refused its segmented sends, the recvmsg fallback met
 an error it must report on the next call -- may be kept under a bare
-number (contract 8).  A :class:`SocketState` is identified by descriptor
+number (contract 8 in docs/ARCHITECTURE.md).  A :class:`SocketState` is identified by descriptor
 *and* inode and is kept by what owns the socket:
 
 * a ``hotsock.socket`` keeps its record in its ``_hotsock_state`` slot;

@@ -1,4 +1,4 @@
-"""The syscall helper (DESIGN.md, contracts 1 and 2).
+"""The syscall helper (contracts 1 and 2 in docs/ARCHITECTURE.md).
 
 Every socket call that can block goes through :func:`sock_call`, which
 mirrors CPython's ``sock_call_ex`` (Modules/socketmodule.c):

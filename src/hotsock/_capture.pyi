@@ -2,7 +2,7 @@ from typing_extensions import disjoint_base
 from typing import Any, Callable, Dict
 
 from ._recv import RecvBatch
-from ._loop import Run
+from ._driver import Run
 
 FORMATS: Dict[str, int]
 

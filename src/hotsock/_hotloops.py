@@ -26,7 +26,8 @@ from . import _blast, _capture, _echo, _features, _limits
 from ._features import MAX_BATCH
 from ._recv import RecvBatch, _loop_batch, _return_batch
 from ._state import gso_usable
-from ._loop import Run
+from ._driver import Run
+from ._stats import LoopKind
 
 DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 MAX_DATAGRAM = 65535        # the largest UDP payload (IPv6 without jumbograms)
@@ -427,7 +428,8 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
                             f"a callable, not {type(path_or_callback).__name__}")
         if rcvbuf is not None:
             _positive_int("rcvbuf", rcvbuf, (1 << 31) - 1)
-        run = _run("capture", sock, count, duration, idle, progress, interval, kernel_drops(sock))
+        run = _run(LoopKind.CAPTURE, sock, count, duration, idle, progress, interval,
+                   kernel_drops(sock))
         options = _reception_options(sock, callback is not None or _needs_destination(sock))
         if callback is not None:
             # The callback sees the batch: its own, never one a later run reuses.
@@ -528,7 +530,8 @@ def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAG
     try:
         _positive_int("batch", batch, MAX_BATCH, optional=False)
         _positive_int("size", size, MAX_DATAGRAM, optional=False)
-        run = _run("echo", sock, count, duration, idle, progress, interval, kernel_drops(sock))
+        run = _run(LoopKind.ECHO, sock, count, duration, idle, progress, interval,
+                   kernel_drops(sock))
         segmented = bool(gso) and gso_usable(sock, _family(sock))
         # Coalesced buffers only when they can go back whole, or one by one
         # was asked for: a GRO batch costs 64 KiB per buffer.
@@ -598,7 +601,7 @@ def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, 
                 and threading.current_thread() is not threading.main_thread()):
             raise ValueError("blast() outside the main thread needs count or duration "
                              "(signals cannot stop it there)")
-        run = _run("blast", sock, count, duration, None, progress, interval)
+        run = _run(LoopKind.BLAST, sock, count, duration, None, progress, interval)
         stream = int.from_bytes(os.urandom(4), "big")
         with _stopping_on(stop_signals, run), _stats_on_error(run):
             _blast.blast_loop(sock.fileno(), _family(sock), address, run, size, batch,

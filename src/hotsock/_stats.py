@@ -1,9 +1,24 @@
-"""What a hot loop reports: :class:`LoopStats`."""
+"""What a hot loop reports: :class:`LoopStats`, and the kinds of loop."""
+import enum
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, Optional
 
 _SUMMED = ("received", "received_bytes", "sent", "sent_bytes", "dropped", "truncated",
            "ctruncated", "errors", "sequenced", "lost", "duplicated", "reordered", "batches")
+
+
+class LoopKind(enum.StrEnum):
+    """The hot loops, as ``LoopStats.kind`` names them (members equal their
+    strings).  A sender counts what it sends; the others what they receive."""
+
+    CAPTURE = "capture"
+    ECHO = "echo"
+    BLAST = "blast"
+
+    @property
+    def sends(self) -> bool:
+        """The loop's datagrams are the ones it sends (its count limit too)."""
+        return self is LoopKind.BLAST
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,12 @@ class LoopStats:
     @property
     def packets(self) -> int:
         """Datagrams handled: received (capture, echo) or sent (blast)."""
-        return self.sent if self.kind == "blast" else self.received
+        return self.sent if LoopKind(self.kind).sends else self.received
+
+    @property
+    def payload_bytes(self) -> int:
+        """Payload bytes handled: received (capture, echo) or sent (blast)."""
+        return self.sent_bytes if LoopKind(self.kind).sends else self.received_bytes
 
     @property
     def rate(self) -> float:

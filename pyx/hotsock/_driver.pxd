@@ -1,5 +1,5 @@
-# What every hot loop (capture, echo, blast) shares: limits, counters,
-# progress reports and stopping on a signal.
+# The loop driver: what every hot loop (capture, echo, blast) shares -- the
+# rounds, limits, counters, progress reports and stopping on a signal.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from includes.core cimport hs_rx_drops, hs_seq_tracker
 from hotsock._state cimport SocketState

@@ -1,11 +1,15 @@
-"""What every hot loop shares: limits, counters, progress and signals.
+"""The loop driver: what every hot loop (capture, echo, blast) shares.
 
-A hot loop (capture, echo, blast) runs its syscalls back to back with the
-GIL released and comes back to Python only to call :meth:`Run.check`: at
-least every ``CHECK_NS``, after a wait was interrupted (EINTR), and when a
-limit may have been reached.  ``check`` runs the Python signal handlers
-(PEP 475, as the syscall helper does), reports progress, and decides
-whether to stop: by count, duration, idle time or a signal.
+A hot loop is a *step* -- a C function that receives and/or sends once --
+and :func:`drive` runs it: step after step with the GIL released, until
+:meth:`Run.check` is due (at least every ``CHECK_NS``, after a wait was
+interrupted by EINTR, and when a limit may have been reached); then, with
+the GIL, it applies what the steps noted (a refused segmented send goes
+into the socket's record), raises a step's errno, and calls ``check``,
+which runs the Python signal handlers (PEP 475, as the syscall helper
+does), reports progress and decides whether to stop: by count, duration,
+idle time or a signal.  :class:`Run` holds the limits and counters; the
+waits the steps use are :func:`receive_ready` and :func:`send_all`.
 
 Stopping on a signal: the Python wrappers install handlers that only note
 the signal in the run's ``signals`` list (a handler that raised could do so
@@ -37,7 +41,7 @@ from hotsock._send cimport mmsg_send
 from hotsock._state cimport state_of
 from hotsock._syscall cimport raise_errno
 
-from hotsock._stats import LoopStats
+from hotsock._stats import LoopKind, LoopStats
 
 # How long the loop may run without the GIL before it checks for signals and
 # limits; a wait for data is cut to this too.
@@ -68,10 +72,11 @@ cdef int64_t _after(int64_t start, int64_t ns) noexcept:
 cdef class Run:
     """One run of a hot loop (internal; the loops' wrappers create it)."""
 
-    def __cinit__(self, str kind, count=None, duration=None, idle=None,
+    def __cinit__(self, kind, count=None, duration=None, idle=None,
                   progress=None, double interval=1.0, bint track_sequence=True,
                   drops_baseline=0):
-        self.kind = kind
+        kind = LoopKind(kind)
+        self.kind = str(kind)       # LoopStats.kind is the plain string
         if track_sequence:
             self.seq = <hs_seq_tracker *>PyMem_Calloc(1, sizeof(hs_seq_tracker))
             if self.seq == NULL:
@@ -80,7 +85,7 @@ cdef class Run:
         self.limit = count if count is not None else 0
         # blast's count is of datagrams handed to the kernel: one it refuses
         # (counted in errors) must not make the run go on for ever.
-        self.counted = &self.c.attempted if kind == "blast" else &self.c.received
+        self.counted = &self.c.attempted if kind.sends else &self.c.received
         self.start_ns = hs_monotonic_ns()
         # The wrappers bound these (hotsock._limits); saturating here too, so
         # that no value can make the schedule wrap and check() never end.
@@ -94,7 +99,7 @@ cdef class Run:
         self.drops_baseline = drops_baseline
         self.signals = []
 
-    def __init__(self, str kind, count=None, duration=None, idle=None,
+    def __init__(self, kind, count=None, duration=None, idle=None,
                  progress=None, double interval=1.0, bint track_sequence=True,
                  drops_baseline=0):
         pass            # everything is set up in __cinit__
@@ -200,7 +205,7 @@ cdef class Run:
 
 
 cdef int drive(Run run, loop_step step, loop_step round_end, void *ctx) except -1:
-    """The rounds of a hot loop; see _loop.pxd."""
+    """The rounds of a hot loop; see _driver.pxd."""
     cdef Py_ssize_t r = 0, ended = 0
     cdef int err = 0, end_err = 0
     while True:
