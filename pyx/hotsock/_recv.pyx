@@ -11,6 +11,8 @@ same batch without the GIL through its C side, ``BatchSlots``.
 Where recvmmsg is missing (macOS) or switched off with ``HOTSOCK_NO_MMSG=1``,
 the same functions run a C loop of recvmsg with identical results.
 """
+import threading
+
 from cpython.buffer cimport PyBuffer_FillInfo, PyBUF_FORMAT, PyBUF_ND, PyBUF_STRIDES
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.errno cimport errno, EAGAIN, EINTR
@@ -501,6 +503,7 @@ def recv_batch(sock, RecvBatch batch not None, flags=0):
 # (capture's callback mode) are never pooled.  Bounded: a few batches of up
 # to POOLED_ARENA bytes.
 cdef list _batch_pool = []
+_batch_pool_lock = threading.Lock()
 cdef Py_ssize_t BATCH_POOL = 2
 cdef Py_ssize_t POOLED_ARENA = 4 << 20
 
@@ -509,12 +512,13 @@ def _loop_batch(Py_ssize_t count, Py_ssize_t size, bint gro):
     """A RecvBatch for a hot loop: a pooled one of this shape, else a new one."""
     cdef RecvBatch batch
     cdef Py_ssize_t i
-    for i in range(len(_batch_pool)):
-        batch = <RecvBatch>_batch_pool[i]
-        if batch.count == count and batch.gro == gro and (
-                batch.size == size or (gro and size < GRO_BUFFER and batch.size == GRO_BUFFER)):
-            del _batch_pool[i]
-            return batch
+    with _batch_pool_lock:      # (a free-threaded build has no GIL to make this one step)
+        for i in range(len(_batch_pool)):
+            batch = <RecvBatch>_batch_pool[i]
+            if batch.count == count and batch.gro == gro and (
+                    batch.size == size or (gro and size < GRO_BUFFER and batch.size == GRO_BUFFER)):
+                del _batch_pool[i]
+                return batch
     return RecvBatch(count, size, gro=gro)
 
 
@@ -522,7 +526,7 @@ def _return_batch(RecvBatch batch not None):
     """Back to the pool, as new: nothing of the last run (its socket, its
     drop counter, a deferred error) carries over to the next."""
     cdef BatchSlots *s = &batch.slots
-    if batch._busy or batch.count * batch.size > POOLED_ARENA or len(_batch_pool) >= BATCH_POOL:
+    if batch._busy or batch.count * batch.size > POOLED_ARENA:
         return
     s.drops.counter = 0
     s.drops.seen = 0
@@ -530,4 +534,6 @@ def _return_batch(RecvBatch batch not None):
     s.entries = 0
     batch._received = 0
     batch._gro_fd = -1
-    _batch_pool.append(batch)
+    with _batch_pool_lock:
+        if len(_batch_pool) < BATCH_POOL:
+            _batch_pool.append(batch)

@@ -157,7 +157,11 @@ cdef SendArrays take_arrays(Py_ssize_t n, bint zeroed):
     """Arrays with room for n datagrams, from the pool (taken under the GIL,
     so concurrent callers never share one); the messages and groups zeroed
     if asked."""
-    cdef SendArrays arrays = _pool.pop() if _pool else SendArrays()
+    cdef SendArrays arrays
+    try:
+        arrays = _pool.pop()    # (one step: no test-then-pop that another thread can race)
+    except IndexError:
+        arrays = SendArrays()
     arrays.reserve(n)
     if zeroed:
         memset(arrays.msgs, 0, n * sizeof(mmsghdr))
