@@ -82,6 +82,7 @@ cdef bint fast_sock_info(object sock, SockInfo *info) noexcept:
     info.family = raw.sock_family
     info.timeout_ns = raw.sock_timeout
     info.sock = <PyObject *>sock
+    info.live_fd = &raw.sock_fd
     return True
 
 
@@ -107,6 +108,7 @@ cdef int get_sock_info(object sock, SockInfo *info) except -1:
     # The same conversion (and error messages) as select() and selectors.
     info.fd = PyObject_AsFileDescriptor(sock)
     info.sock = NULL
+    info.live_fd = NULL
     if isinstance(sock, _socket.socket):
         info.sock = <PyObject *>sock
         info.family = sock.family

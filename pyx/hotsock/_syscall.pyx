@@ -22,7 +22,7 @@ belongs to the open file description, which another handle (``dup()``, a
 forked worker) may have switched back to blocking.
 """
 from cpython.exc cimport PyErr_CheckSignals
-from libc.errno cimport errno, EINTR, EAGAIN
+from libc.errno cimport errno, EBADF, EINTR, EAGAIN
 from operator import index as _index
 from os import strerror as _strerror
 from libc.limits cimport INT_MAX, INT_MIN
@@ -31,7 +31,7 @@ from libc.stdint cimport int64_t
 from includes.compat cimport hs_monotonic_ns
 from includes.socket cimport MSG_DONTWAIT
 from includes.poll cimport pollfd, poll, POLLIN, POLLOUT
-from hotsock._pysocket cimport SockInfo, refresh_fd
+from hotsock._pysocket cimport SockInfo, current_fd, refresh_fd
 
 from socket import timeout as _timeout_error   # TimeoutError since 3.10
 
@@ -92,11 +92,14 @@ cdef int wait_ready(SockInfo *info, bint writing, int64_t deadline_ns,
             remaining = deadline_ns - hs_monotonic_ns()
             if remaining < 0:
                 return 0
-        pfd.fd = info.fd
         # Round up, as CPython does, so that we never wake before the deadline.
         timeout_ms = <int>min((remaining + 999999) // 1000000, 0x7fffffff)
         with nogil:
-            res = poll(&pfd, 1, timeout_ms)
+            pfd.fd = current_fd(info)
+            if pfd.fd < 0:
+                res = 1     # closed meanwhile: the syscall reports EBADF
+            else:
+                res = poll(&pfd, 1, timeout_ms)
             err = errno
         if res > 0:
             return 1
@@ -117,7 +120,7 @@ cdef ssize_t sock_call(SockInfo *info, bint writing, io_func func, void *ctx) ex
     reused the number.
     """
     cdef ssize_t res
-    cdef int err
+    cdef int err, fd
     cdef int64_t timeout_ns = info.timeout_ns
     cdef int64_t deadline = 0, first = 0
     if timeout_ns > 0:
@@ -128,10 +131,19 @@ cdef ssize_t sock_call(SockInfo *info, bint writing, io_func func, void *ctx) ex
             if not wait_ready(info, writing, deadline, first):
                 return raise_timeout()
             first = 0
-        refresh_fd(info)    # the poll released the GIL: a close may have come in between
+        refresh_fd(info)
         with nogil:
-            res = func(info.fd, ctx)
-            err = errno
+            # The descriptor is read again here, without the GIL, as CPython
+            # reads sock_fd only once it has released it: a close by the thread
+            # that took the GIL meanwhile must end in EBADF, never reach the
+            # socket that was given the number since.
+            fd = current_fd(info)
+            if fd < 0:
+                res = -1
+                err = EBADF
+            else:
+                res = func(fd, ctx)
+                err = errno
         if res >= 0:
             return res
         if err == EINTR:
