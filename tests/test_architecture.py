@@ -2,7 +2,7 @@
 
 The map is only useful while it is complete: a compiled module added to
 setup.py, a C file added to pyx/, or a Python module added to src/hotsock
-without a line in the map fails here.
+(or to one of its subpackages) without a line in the map fails here.
 """
 import ast
 import pathlib
@@ -27,7 +27,10 @@ def _names():
     names = [f"`{name}`" for name in _compiled_modules()]
     for pattern in ("pyx/core/*.c", "pyx/reference/*.c"):
         names += [f"`{p.relative_to(ROOT).as_posix()}" for p in sorted(ROOT.glob(pattern))]
-    names += [f"`{p.name}`" for p in sorted((ROOT / "src" / "hotsock").glob("*.py"))]
+    package = ROOT / "src" / "hotsock"
+    names += [f"`{p.name}`" for p in sorted(package.glob("*.py"))]
+    # Subpackages (cli/, bench/): their modules by their path in the package.
+    names += [f"`{p.relative_to(package).as_posix()}`" for p in sorted(package.glob("*/*.py"))]
     return names
 
 

@@ -462,7 +462,7 @@ def _argv(command, option, value):
 
 @pytest.mark.parametrize("command, option, value", CLI_CASES)
 def test_cli_bad_numbers_are_one_error_line_exit_2(command, option, value):
-    from hotsock.__main__ import main
+    from hotsock.cli import main
     argv = _argv(command, option, value)
     import contextlib
     import io
@@ -514,12 +514,11 @@ def test_cli_explicit_rcvbuf_wins():
 
 
 def test_opening_line_says_when_rmem_max_capped_the_buffer():
-    from hotsock.__main__ import build_parser
-    from hotsock._cli_commands import opening_line
-    parser, _ = build_parser()
-    args = parser.parse_args(["capture", "--port", "0"])
-    line = opening_line(args, {"address": "0.0.0.0", "port": 9, "rcvbuf": 425984,
-                               "rmem_max": 212992})
+    from hotsock.cli.parser import parse
+    from hotsock.cli.wording import opening_line
+    options, _ = parse(["capture", "--port", "0"])
+    line = opening_line(options, {"address": "0.0.0.0", "port": 9, "rcvbuf": 425984,
+                                  "rmem_max": 212992})
     assert "receive buffer 416 KiB (capped by net.core.rmem_max = 212992" in line
     assert _hotloops.recv_buffer_cap(2 << 20, 4 << 20) is None
     if os.path.exists("/proc/sys/net/core/rmem_max"):
@@ -560,7 +559,7 @@ def test_cli_disk_full_prints_the_statistics_then_one_error(small_tmpfs):
     for value in (HUGE_INT, str(64 * 10**22), "-64", "1.5", "x")
     + (() if option == "--size" else ("0",))])
 def test_cli_bench_bad_numbers_exit_2(option, value):
-    from hotsock.__main__ import main
+    from hotsock.cli import main
     import contextlib
     import io
     err = io.StringIO()

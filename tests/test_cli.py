@@ -25,7 +25,7 @@ import pytest
 
 import hotsock
 import hotsock.bench
-from hotsock.__main__ import main
+from hotsock.cli import main
 from pcapfiles import read_capture
 
 # The hotsock being tested, for the subprocesses too (whatever the caller's PYTHONPATH).

@@ -61,6 +61,20 @@ def test_version_flag():
     assert (out.returncode, out.stdout, out.stderr) == (0, f"hotsock {hotsock.__version__}\n", "")
 
 
+def test_console_script_is_the_command():
+    """The installed ``hotsock`` script runs what ``python -m hotsock`` runs."""
+    _metadata()
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="hotsock")
+    import hotsock.cli
+    assert entry.value == "hotsock.cli:main" and entry.load() is hotsock.cli.main
+    script = Path(sys.executable).with_name("hotsock")
+    if not script.exists():
+        pytest.skip(f"no {script} beside this interpreter")
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                         timeout=60, env=ENV)
+    assert (out.returncode, out.stdout, out.stderr) == (0, f"hotsock {hotsock.__version__}\n", "")
+
+
 def _metadata():
     try:
         return importlib.metadata.metadata("hotsock")

@@ -85,7 +85,7 @@ cdef class Run:
         self.limit = count if count is not None else 0
         # blast's count is of datagrams handed to the kernel: one it refuses
         # (counted in errors) must not make the run go on for ever.
-        self.counted = &self.c.attempted if kind.sends else &self.c.received
+        self.counted = &self.c.received if kind.receives else &self.c.attempted
         self.start_ns = hs_monotonic_ns()
         # The wrappers bound these (hotsock._limits); saturating here too, so
         # that no value can make the schedule wrap and check() never end.

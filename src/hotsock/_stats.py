@@ -9,16 +9,17 @@ _SUMMED = ("received", "received_bytes", "sent", "sent_bytes", "dropped", "trunc
 
 class LoopKind(enum.StrEnum):
     """The hot loops, as ``LoopStats.kind`` names them (members equal their
-    strings).  A sender counts what it sends; the others what they receive."""
+    strings).  A receiver counts what it receives; blast what it sends."""
 
     CAPTURE = "capture"
     ECHO = "echo"
     BLAST = "blast"
 
     @property
-    def sends(self) -> bool:
-        """The loop's datagrams are the ones it sends (its count limit too)."""
-        return self is LoopKind.BLAST
+    def receives(self) -> bool:
+        """The loop counts what it receives (capture, echo), not what it sends
+        (blast): its datagrams, its bytes and its count limit."""
+        return self is not LoopKind.BLAST
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,12 @@ class LoopStats:
     @property
     def packets(self) -> int:
         """Datagrams handled: received (capture, echo) or sent (blast)."""
-        return self.sent if LoopKind(self.kind).sends else self.received
+        return self.received if LoopKind(self.kind).receives else self.sent
 
     @property
     def payload_bytes(self) -> int:
         """Payload bytes handled: received (capture, echo) or sent (blast)."""
-        return self.sent_bytes if LoopKind(self.kind).sends else self.received_bytes
+        return self.received_bytes if LoopKind(self.kind).receives else self.sent_bytes
 
     @property
     def rate(self) -> float:

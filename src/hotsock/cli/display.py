@@ -1,8 +1,9 @@
-"""What the ``hotsock`` command shows on stderr: the live statistics and the closing lines.
+"""What the ``hotsock`` command shows on stderr while it runs: the live statistics.
 
 A :class:`Meter` turns successive :class:`~hotsock.LoopStats` snapshots of one
 loop into current rates.  A display shows the totals and rates every
-interval, in one of four ways chosen by :func:`make_display`:
+interval, in one of the ways of :data:`~hotsock.cli.options.DISPLAYS`,
+chosen by :func:`make_display`:
 
 * ``plain``: one line per interval, for logs and pipes (stderr not a terminal);
 * ``line``: one line rewritten in place (``\\r``) on a terminal;
@@ -10,23 +11,14 @@ interval, in one of four ways chosen by :func:`make_display`:
   ``cli`` extra (``pip install "hotsock[cli]"``, which installs rich);
 * ``none``: nothing (``--quiet``).
 
-:func:`closing_lines` words the final summary the way tcpdump's closing lines
-read ("N packets captured", "N packets dropped by kernel").
+The words and numbers shown are :mod:`hotsock.cli.wording`'s.
 """
 import importlib.util
 import shutil
-import signal as _signal
 import sys
 import time
 
-# How the count of each command reads: a capture "captures", echo "echoes".
-NOUNS = {"capture": "received", "echo": "echoed", "blast": "sent"}
-DISPLAYS = ("auto", "rich", "line", "plain", "none")
-
-
-def payload_bytes(stats):
-    """Payload bytes handled by a loop: sent by blast, received by capture and echo."""
-    return stats.sent_bytes if stats.kind == "blast" else stats.received_bytes
+from . import wording
 
 
 class Meter:
@@ -44,7 +36,7 @@ class Meter:
 
     def update(self, stats):
         """Take a new snapshot; returns ``(datagrams per second, bits per second)``."""
-        packets, octets = stats.packets, payload_bytes(stats)
+        packets, octets = stats.packets, stats.payload_bytes
         if self._last is None:
             span, done, moved = stats.elapsed, packets, octets
         else:
@@ -55,29 +47,6 @@ class Meter:
             self.pps, self.bps = done / span, moved * 8 / span
         self._last = (stats.elapsed, packets, octets)
         return self.pps, self.bps
-
-
-def _count(n):
-    return f"{n:,}"
-
-
-def _rate(pps, bps):
-    return f"{pps:,.0f} pkt/s, {bps / 1e6:,.2f} Mbit/s"
-
-
-def status_text(total, pps, bps):
-    """One line of live statistics: elapsed time, totals, rates and what went wrong."""
-    parts = [f"{total.elapsed:6.1f} s", f"{_count(total.packets)} {NOUNS[total.kind]}",
-             _rate(pps, bps)]
-    if total.kind != "blast":
-        parts += [f"{_count(total.dropped)} dropped", f"{_count(total.truncated)} truncated"]
-    if total.sequenced:
-        parts.append(f"{_count(total.lost)} lost")
-        if total.duplicated or total.reordered:
-            parts.append(f"{_count(total.duplicated)} dup, {_count(total.reordered)} reordered")
-    if total.errors:
-        parts.append(f"{_count(total.errors)} send errors")
-    return ", ".join(parts)
 
 
 class NoDisplay:
@@ -98,12 +67,12 @@ class PlainDisplay(NoDisplay):
     active = True
 
     def __init__(self, kind, stream):
-        self.prefix = f"hotsock {kind}: "
+        self.prefix = wording.prefix(kind)
         self.stream = stream
 
     def update(self, total, pps, bps, workers=None):
         """Write one line of statistics."""
-        self.stream.write(self.prefix + status_text(total, pps, bps) + "\n")
+        self.stream.write(self.prefix + wording.status_text(total, pps, bps) + "\n")
         self.stream.flush()
 
 
@@ -118,7 +87,7 @@ class LineDisplay(PlainDisplay):
         """Rewrite the status line (cut to the terminal's width: a wrapped line
         could not be rewritten with a carriage return)."""
         width = shutil.get_terminal_size((100, 24)).columns - 1
-        text = status_text(total, pps, bps)[:max(width, 10)]
+        text = wording.status_text(total, pps, bps)[:max(width, 10)]
         self.stream.write("\r" + text + "\x1b[K")
         self.stream.flush()
         self.shown = True
@@ -147,28 +116,20 @@ class RichDisplay(NoDisplay):
 
     def _table(self, total, pps, bps, workers):
         from rich.table import Table  # type: ignore[import-not-found]
-        table = Table(title=f"hotsock {self.kind}", title_justify="left", box=None,
+        table = Table(title=wording.table_title(self.kind), title_justify="left", box=None,
                       header_style="bold")
-        columns = ["", "elapsed", NOUNS[self.kind], "pkt/s", "Mbit/s"]
-        if self.kind != "blast":
-            columns += ["dropped", "truncated"]
-        columns += ["lost", "errors"]
-        for name in columns:
+        for name in wording.table_columns(self.kind):
             table.add_column(name, justify="right")
 
         def row(label, stats, row_pps, row_bps, style=None):
-            cells = [label, f"{stats.elapsed:.1f} s", _count(stats.packets),
-                     f"{row_pps:,.0f}", f"{row_bps / 1e6:,.2f}"]
-            if self.kind != "blast":
-                cells += [_count(stats.dropped), _count(stats.truncated)]
-            cells += [_count(stats.lost) if stats.sequenced else "-", _count(stats.errors)]
             # Problems stand out: red when anything was dropped, lost or refused.
             bad = stats.dropped or stats.lost or stats.errors
-            table.add_row(*cells, style=style or ("red" if bad else None))
+            table.add_row(*wording.table_cells(label, stats, row_pps, row_bps),
+                          style=style or ("red" if bad else None))
 
         for index, stats, row_pps, row_bps in workers or ():
-            row(f"worker {index}", stats, row_pps, row_bps, style="dim")
-        row("total", total, pps, bps, style="bold")
+            row(wording.worker_label(index), stats, row_pps, row_bps, style="dim")
+        row(wording.TOTAL_LABEL, total, pps, bps, style="bold")
         return table
 
     def update(self, total, pps, bps, workers=None):
@@ -191,7 +152,8 @@ def rich_available():
 
 
 def make_display(mode, kind, stream=None):
-    """The display for *mode* (one of :data:`DISPLAYS`) of command *kind*.
+    """The display for *mode* (one of :data:`~hotsock.cli.options.DISPLAYS`) of command
+    *kind*.
 
     ``auto`` picks rich on a terminal when it is installed, a line rewritten
     in place on a terminal otherwise, and plain lines when *stream* (stderr
@@ -224,62 +186,6 @@ class LocalProgress:
     def __call__(self, stats):
         pps, bps = self.meter.update(stats)
         self.display.update(stats, pps, bps)
-
-
-# --- closing lines -----------------------------------------------------------
-
-def _signal_name(signum):
-    try:
-        return _signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _stop_reason(stats, args):
-    if stats.stopped == "signal":
-        return f"stopped by {_signal_name(stats.signal)}" if stats.signal else "stopped by a signal"
-    if stats.stopped == "count":
-        return f"stopped after --count {args.count}"
-    if stats.stopped == "duration":
-        return f"stopped after --duration {args.duration:g} s"
-    if stats.stopped == "idle":
-        return f"stopped after {args.idle:g} s idle"
-    return None
-
-
-def closing_lines(stats, context, args, per_worker=None):
-    """The final summary, as tcpdump words its closing lines ("N packets captured",
-    "N packets dropped by kernel"), adapted to each command."""
-    kind = stats.kind
-    totals = f"({_count(payload_bytes(stats))} bytes) in {stats.elapsed:.2f} s: " + _rate(
-        stats.rate, payload_bytes(stats) * 8 / stats.elapsed if stats.elapsed > 0 else 0.0)
-    if kind == "capture":
-        where = context.get("files") or ([context["file"]] if context.get("file") else None)
-        verb = "captured" if where else "received"
-        head = f"{_count(stats.received)} packets {verb} {totals}"
-    elif kind == "echo":
-        head = f"{_count(stats.received)} packets echoed {totals}"
-    else:
-        head = f"{_count(stats.sent)} packets sent {totals}"
-    lines = [head]
-    if per_worker and len(per_worker) > 1:
-        lines.append(f"{len(per_worker)} workers: "
-                     + " + ".join(_count(w.packets) for w in per_worker))
-    if kind == "capture" and where:
-        lines.append("written to " + ", ".join(where))
-    if kind != "blast":
-        lines.append(f"{_count(stats.dropped)} packets dropped by kernel")
-        lines.append(f"{_count(stats.truncated)} packets truncated (longer than --size "
-                     f"{args.size})")
-    if stats.errors:
-        lines.append(f"{_count(stats.errors)} sends failed")
-    if stats.sequenced:
-        lines.append(f"{_count(stats.sequenced)} sequenced packets: {_count(stats.lost)} lost, "
-                     f"{_count(stats.duplicated)} duplicated, {_count(stats.reordered)} reordered")
-    reason = _stop_reason(stats, args)
-    if reason:
-        lines.append(reason)
-    return lines
 
 
 class Ticker:

@@ -37,9 +37,9 @@ import subprocess
 import sys
 import time
 
-from . import _cli_commands
-from ._cli_progress import Meter, Ticker
-from ._stats import LoopStats
+from .._stats import LoopStats
+from . import commands, wording
+from .display import Meter, Ticker
 
 # How often a stop signal is sent again to workers still running: one that
 # arrived while a worker was starting, before its loop took over the signal
@@ -53,7 +53,7 @@ REPORT_LAG = 0.05
 # (its directory added only when the child's own path does not already hold
 # it, so that the child's import order is otherwise Python's own).
 _BOOT = ("import sys; p = sys.argv.pop(1); p in sys.path or sys.path.insert(0, p); "
-         "from hotsock.__main__ import main; sys.exit(main(sys.argv[1:]))")
+         "from hotsock.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 class WorkerFailed(Exception):
@@ -84,21 +84,21 @@ def _ready(context):
         raise _NoGo()
 
 
-def worker_main(args, latch):
+def worker_main(options, latch):
     """Run one worker (``--worker-index`` given): the command, reported as JSON lines
     on stdout.  Returns the exit status."""
     try:
-        stats, context = _cli_commands.run(
-            args, on_ready=_ready, progress=lambda stats: _send({"progress": stats.as_dict()}),
+        stats, context = commands.run(
+            options, on_ready=_ready, progress=lambda stats: _send({"progress": stats.as_dict()}),
             latch=latch)
         message, status = {"final": stats.as_dict(), "context": context}, 0
     except (_NoGo, BrokenPipeError):
         # The parent failed or is gone: nobody to report to (a capture file was completed).
         return 1
-    except _cli_commands.UsageError as exc:
+    except commands.UsageError as exc:
         message, status = {"error": str(exc), "status": 2}, 2
-    except (_cli_commands.CommandError, OSError) as exc:
-        message, status = {"error": _cli_commands.describe_error(exc), "status": 1}, 1
+    except (commands.CommandError, OSError) as exc:
+        message, status = {"error": wording.describe_error(exc), "status": 1}, 1
     try:
         _send(message)
     except BrokenPipeError:
@@ -149,7 +149,8 @@ class _Forwarder:
 
 
 def _package_root():
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # This file is <root>/hotsock/cli/workers.py.
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def worker_argv(argv, command, index):
@@ -186,9 +187,9 @@ class _Worker:
         self.error = None
 
 
-def run_workers(args, argv, display, on_ready, latch=None):
-    """Run ``args.workers`` workers of the command given by *argv*; show their summed
-    statistics on *display* every ``args.interval``; call *on_ready(context)* once
+def run_workers(options, argv, display, on_ready, latch=None):
+    """Run ``options.workers`` workers of the command given by *argv*; show their summed
+    statistics on *display* every ``options.interval``; call *on_ready(context)* once
     all are set up.  A stop signal noted by *latch* (a :class:`StopLatch`) before
     this call stops the workers as soon as they are ready.
     Returns ``(total stats, [stats of each worker], context)``.
@@ -196,21 +197,21 @@ def run_workers(args, argv, display, on_ready, latch=None):
     """
     workers = []
     selector = selectors.DefaultSelector()
-    blank = LoopStats(kind=args.command)
+    blank = LoopStats(kind=options.command)
     # The handlers go in before the first worker starts: a Ctrl-C from then on is
     # forwarded, never a KeyboardInterrupt that would leave workers behind.
     with _Forwarder() as forwarder:
         if latch is not None and latch.signum is not None:
             forwarder.signum = latch.signum
         try:
-            for index in range(args.workers):
+            for index in range(options.workers):
                 process = subprocess.Popen(
                     [sys.executable, "-c", _BOOT, _package_root(),
-                     *worker_argv(argv, args.command, index)],
+                     *worker_argv(argv, options.command, index)],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
                 workers.append(_Worker(index, process))
                 selector.register(process.stdout, selectors.EVENT_READ, workers[-1])
-            _collect(args, workers, selector, forwarder, display, on_ready, blank)
+            _collect(options.interval, workers, selector, forwarder, display, on_ready, blank)
         except BaseException:
             # The parent itself failed: no worker may outlive it.
             for worker in workers:
@@ -236,7 +237,7 @@ def run_workers(args, argv, display, on_ready, latch=None):
         [w.context for w in workers])
 
 
-def _collect(args, workers, selector, forwarder, display, on_ready, blank):
+def _collect(interval, workers, selector, forwarder, display, on_ready, blank):
     """Read the workers' reports until every one has closed its pipe."""
     ticker = None
     open_pipes = len(workers)
@@ -267,7 +268,7 @@ def _collect(args, workers, selector, forwarder, display, on_ready, blank):
             on_ready(merge_contexts([w.context for w in workers]))
             # The workers report every interval from their start, which was just now: the
             # display follows a moment later, so that it shows their fresh reports.
-            ticker = Ticker(args.interval, delay=REPORT_LAG)
+            ticker = Ticker(interval, delay=REPORT_LAG)
         if ticker is not None and display.active and ticker.ready():
             rows = [(w.index, w.latest or blank, w.meter.pps, w.meter.bps) for w in workers]
             total = functools.reduce(operator.add, [row[1] for row in rows])

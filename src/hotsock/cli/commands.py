@@ -1,14 +1,13 @@
 """The ``hotsock`` command's work: sockets built from the options, and the loops run on them.
 
-:func:`run` takes parsed arguments (see ``hotsock.__main__``) and runs
-``capture``, ``echo`` or ``blast`` in this process -- on its own, or as one
-worker of ``--workers`` (``args.worker_index`` set).  It returns the loop's
-:class:`~hotsock.LoopStats` and a *context* dict (addresses, files, granted
-buffer size) for the summary.
+:func:`run` takes the options object of ``capture``, ``echo`` or ``blast``
+(see :mod:`hotsock.cli.options`) and runs that command in this process -- on
+its own, or as one worker of ``--workers`` (``worker_index`` set).  It
+returns the loop's :class:`~hotsock.LoopStats` and a *context* dict
+(addresses, files, granted buffer size) for the opening line and the summary.
 """
 import dataclasses
 import errno
-import ipaddress
 import os
 import signal as _signal
 import socket as _stdlib
@@ -18,6 +17,10 @@ import time
 
 import hotsock
 from hotsock import _hotloops
+
+from . import wording
+from .addresses import family_of, interface_arg, is_multicast, receiver_host, sockaddr
+from .options import LoopKind
 
 # A stop signal that comes before the loop starts still gets the loop run, for this long:
 # long enough to open and complete a capture file, too short to receive anything.
@@ -75,95 +78,61 @@ class StopLatch:
         self._previous.clear()
 
 
-# --- addresses and sockets -----------------------------------------------------
-
-def family_of(host):
-    """AF_INET6 for an IPv6 literal (scope suffix ``%eth0`` allowed), AF_INET otherwise."""
-    return _stdlib.AF_INET6 if ":" in host else _stdlib.AF_INET
-
-
-def interface_arg(text):
-    """An interface option as the typed socket options take it: an index or a name/address."""
-    if text is None:
-        return None
-    return int(text) if text.isdigit() else text
-
-
-def _sockaddr(host, port, family):
-    # getaddrinfo, not a bare tuple: it parses IPv6 scope ids ("fe80::1%eth0").
-    flags = _stdlib.AI_PASSIVE | _stdlib.AI_NUMERICHOST
-    return _stdlib.getaddrinfo(host, port, family, _stdlib.SOCK_DGRAM, 0, flags)[0][4]
-
-
-def describe_error(exc):
-    """One line for ``hotsock: error:`` from an exception (an OSError's strerror and file)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return (f"{exc.filename}: " if exc.filename else "") + exc.strerror
-    return str(exc)
-
-
 def _fail(what, exc):
-    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-    return CommandError(f"{what}: {reason}")
+    return CommandError(wording.failure(what, exc))
 
 
-def receiver_host(args):
-    """The address a receiver binds: --bind, else the wildcard of the groups' family."""
-    if args.bind:
-        return args.bind
-    if args.group and family_of(args.group[0]) == _stdlib.AF_INET6:
-        return "::"
-    return "0.0.0.0"
+# --- sockets -------------------------------------------------------------------
 
-
-def open_receiver(args):
-    """A bound UDP socket for capture/echo, joined to --group, with the options asked for.
+def open_receiver(options):
+    """A bound UDP socket for capture/echo, joined to the groups, with the options asked for.
 
     Returns ``(socket, context)``.  SO_REUSEPORT is set with ``--reuseport``
     and for every worker of ``--workers`` (so that they share the port and the
     kernel spreads the senders over them).  Raises :class:`CommandError`.
     """
-    host = receiver_host(args)
+    host = receiver_host(options.bind, options.groups)
     family = family_of(host)
     sock = hotsock.socket(family, _stdlib.SOCK_DGRAM)
     granted = None
     try:
-        if args.workers > 1 or args.reuseport:
+        if options.workers > 1 or options.reuseport:
             try:
                 sock.set_reuse_port(True)
             except OSError as exc:
                 raise _fail("SO_REUSEPORT", exc) from exc
-        if args.group:
+        if options.groups:
             # Other listeners of the same groups (another tool, another hotsock) may share
             # the port.
             sock.set_reuse_address(True)
-        if args.rcvbuf:
+        if options.rcvbuf:
             try:
-                granted = sock.set_recv_buffer(args.rcvbuf, force=True)
+                granted = sock.set_recv_buffer(options.rcvbuf, force=True)
             except OSError as exc:
-                raise _fail(f"receive buffer of {args.rcvbuf} bytes", exc) from exc
+                raise _fail(f"receive buffer of {options.rcvbuf} bytes", exc) from exc
         else:
             # A capture tool's defaults must not be why it drops: a buffer like tcpdump's.
             _hotloops.raise_recv_buffer(sock, _hotloops.DEFAULT_RCVBUF)
         try:
-            sock.bind(_sockaddr(host, args.port, family))
+            sock.bind(sockaddr(host, options.port, family))
         except OSError as exc:
-            raise _fail(f"bind {host} port {args.port}", exc) from exc
-        interface = interface_arg(args.interface)
-        for group in args.group or ():
+            raise _fail(f"bind {host} port {options.port}", exc) from exc
+        interface = interface_arg(options.interface)
+        for group in options.groups:
             try:
-                sock.join_group(group, interface, args.source)
+                sock.join_group(group, interface, options.source)
             except (OSError, ValueError) as exc:
-                on = f" on {args.interface}" if args.interface else ""
-                src = f" from {args.source}" if args.source else ""
+                on = f" on {options.interface}" if options.interface else ""
+                src = f" from {options.source}" if options.source else ""
                 raise _fail(f"join {group}{src}{on}", exc) from exc
         bound = sock.getsockname()
         context = {"address": bound[0], "port": bound[1]}
-        if args.group:
-            context.update(groups=list(args.group), source=args.source, interface=args.interface)
+        if options.groups:
+            context.update(groups=list(options.groups), source=options.source,
+                           interface=options.interface)
         # As the kernel granted it (Linux doubles the request, caps it without privilege).
         context["rcvbuf"] = granted if granted is not None else sock.get_recv_buffer()
-        capped = _hotloops.recv_buffer_cap(args.rcvbuf or _hotloops.DEFAULT_RCVBUF,
+        capped = _hotloops.recv_buffer_cap(options.rcvbuf or _hotloops.DEFAULT_RCVBUF,
                                            context["rcvbuf"])
         if capped is not None:
             context["rmem_max"] = capped
@@ -173,14 +142,25 @@ def open_receiver(args):
         raise
 
 
-def _is_multicast(host):
+def _sender_options(sock, options, multicast):
+    """The TTL, multicast and broadcast options of blast's socket."""
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_multicast
-    except ValueError:
-        return False
+        if options.broadcast:
+            sock.set_broadcast(True)
+        if multicast:
+            if options.ttl is not None:
+                sock.set_multicast_ttl(options.ttl)
+            if options.interface is not None:
+                sock.set_multicast_interface(interface_arg(options.interface))
+            if not options.multicast_loop:
+                sock.set_multicast_loop(False)
+        elif options.ttl is not None:
+            sock.set_ttl(options.ttl)
+    except (OSError, ValueError) as exc:
+        raise _fail("socket options", exc) from exc
 
 
-def open_sender(args):
+def open_sender(options):
     """A UDP socket for blast, connected to HOST PORT, with the multicast and broadcast
     options asked for.  Returns ``(socket, context)``.
 
@@ -190,36 +170,23 @@ def open_sender(args):
     options with a destination that is not a group.
     """
     try:
-        family = family_of(args.bind) if args.bind else 0
-        infos = _stdlib.getaddrinfo(args.host, args.port, family, _stdlib.SOCK_DGRAM)
+        family = family_of(options.bind) if options.bind else 0
+        infos = _stdlib.getaddrinfo(options.host, options.port, family, _stdlib.SOCK_DGRAM)
     except OSError as exc:
-        raise _fail(args.host, exc) from exc
+        raise _fail(options.host, exc) from exc
     family, _, _, _, destination = infos[0]
-    multicast = _is_multicast(destination[0])
-    if not multicast and (args.interface is not None or args.no_loop):
+    multicast = is_multicast(destination[0])
+    if not multicast and (options.interface is not None or not options.multicast_loop):
         raise UsageError(f"--interface and --no-loop set how multicast is sent; "
                          f"{destination[0]} is not a multicast group")
     sock = hotsock.socket(family, _stdlib.SOCK_DGRAM)
     try:
-        try:
-            if args.broadcast:
-                sock.set_broadcast(True)
-            if multicast:
-                if args.ttl is not None:
-                    sock.set_multicast_ttl(args.ttl)
-                if args.interface is not None:
-                    sock.set_multicast_interface(interface_arg(args.interface))
-                if args.no_loop:
-                    sock.set_multicast_loop(False)
-            elif args.ttl is not None:
-                sock.set_ttl(args.ttl)
-        except (OSError, ValueError) as exc:
-            raise _fail("socket options", exc) from exc
-        if args.bind:
+        _sender_options(sock, options, multicast)
+        if options.bind:
             try:
-                sock.bind(_sockaddr(args.bind, 0, family))
+                sock.bind(sockaddr(options.bind, 0, family))
             except OSError as exc:
-                raise _fail(f"bind {args.bind}", exc) from exc
+                raise _fail(f"bind {options.bind}", exc) from exc
         try:
             sock.connect(destination)
         except OSError as exc:
@@ -231,7 +198,7 @@ def open_sender(args):
         context = {"destination": destination[0], "port": destination[1],
                    "local": [local[0], local[1]]}
         if multicast:
-            context.update(ttl=sock.get_multicast_ttl(), interface=args.interface)
+            context.update(ttl=sock.get_multicast_ttl(), interface=options.interface)
         return sock, context
     except BaseException:
         sock.close()
@@ -244,13 +211,6 @@ def indexed_path(path, index):
     head, tail = os.path.split(path)
     stem, ext = os.path.splitext(tail)
     return os.path.join(head, f"{stem}.{index}{ext}")
-
-
-def capture_format(args):
-    """--format, else from the file's extension (``.pcapng``), else pcap."""
-    if args.format:
-        return args.format
-    return "pcapng" if args.write and args.write.lower().endswith(".pcapng") else "pcap"
 
 
 # --- the per-datagram printer (capture --print) --------------------------------
@@ -302,10 +262,14 @@ def _with_kernel_drops(progress, sock):
     return report
 
 
-def _limits(args, latch):
-    if latch is not None and latch.signum is not None:
-        return {"count": None, "duration": _INSTANT, "idle": None}
-    return {"count": args.count, "duration": args.duration, "idle": getattr(args, "idle", None)}
+def _limits(options, latch):
+    """The loop's stopping arguments: the options', or an instant after an early signal."""
+    stopped = latch is not None and latch.signum is not None
+    limits = ({"count": None, "duration": _INSTANT} if stopped
+              else {"count": options.count, "duration": options.duration})
+    if options.loop.receives:
+        limits["idle"] = None if stopped else options.idle
+    return limits
 
 
 def _after(stats, latch):
@@ -327,33 +291,33 @@ def _probe_writable(path, shown):
         raise _fail(f"writing {shown}", exc) from exc
 
 
-def run_capture(args, on_ready, progress, latch=None):
+def run_capture(options, on_ready, progress, latch=None):
     """``hotsock capture``: receive on the bound socket into a pcap/pcapng file
     (-w), onto stdout (--print) or just count.  Returns ``(stats, context)``."""
-    sock, context = open_receiver(args)
+    sock, context = open_receiver(options)
     with sock:
-        fmt = capture_format(args)
-        path = args.write
+        path = options.write
         if path == "-":
             path = "/dev/stdout"
-        elif path and args.worker_index is not None and args.workers > 1:
-            path = indexed_path(path, args.worker_index)
+        elif path and options.worker_index is not None and options.workers > 1:
+            path = indexed_path(path, options.worker_index)
         if path:
-            context.update(file=args.write if args.write == "-" else path, format=fmt,
-                           snaplen=args.snaplen)
+            context.update(file=options.write if options.write == "-" else path,
+                           format=options.format, snaplen=options.snaplen)
             _probe_writable(path, context["file"])
             target = path
-        elif args.print:
+        elif options.print_each:
             target = Printer(sock)
         else:
             target = _count_only
         on_ready(context)
         try:
             stats = hotsock.capture(
-                sock, target, format=fmt, snaplen=args.snaplen, size=args.size,
-                batch=args.batch, gro=args.gro, progress=_with_kernel_drops(progress, sock),
+                sock, target, format=options.format, snaplen=options.snaplen,
+                size=options.size, batch=options.batch, gro=options.gro,
+                progress=_with_kernel_drops(progress, sock),
                 rcvbuf=None,        # open_receiver set it (and the opening line says so)
-                interval=args.interval, **_limits(args, latch))
+                interval=options.interval, **_limits(options, latch))
         except OSError as exc:
             # Opening the file (it carries the name) or writing it (a full disk).
             if path and (exc.filename is not None or exc.errno in _WRITE_ERRORS):
@@ -364,97 +328,40 @@ def run_capture(args, on_ready, progress, latch=None):
     return _after(stats, latch), context
 
 
-def run_echo(args, on_ready, progress, latch=None):
+def run_echo(options, on_ready, progress, latch=None):
     """``hotsock echo``: send every datagram back to its sender.  Returns ``(stats, context)``."""
-    sock, context = open_receiver(args)
+    sock, context = open_receiver(options)
     with sock:
         on_ready(context)
-        stats = hotsock.echo(sock, batch=args.batch, size=args.size, confirm=args.confirm,
-                             gro=not args.no_gro, gso=not args.no_gso,
+        stats = hotsock.echo(sock, batch=options.batch, size=options.size,
+                             confirm=options.confirm, gro=options.gro, gso=options.gso,
                              progress=_with_kernel_drops(progress, sock),
-                             interval=args.interval, **_limits(args, latch))
+                             interval=options.interval, **_limits(options, latch))
     return _after(stats, latch), context
 
 
-def run_blast(args, on_ready, progress, latch=None):
+def run_blast(options, on_ready, progress, latch=None):
     """``hotsock blast``: send datagrams to HOST PORT.  Returns ``(stats, context)``."""
-    sock, context = open_sender(args)
+    sock, context = open_sender(options)
     with sock:
-        context.update(size=args.size, rate_limit=args.rate, sequence=not args.no_sequence)
+        context.update(size=options.size, rate_limit=options.rate, sequence=options.sequence)
         on_ready(context)
-        limits = _limits(args, latch)
-        limits.pop("idle")
-        stats = hotsock.blast(sock, size=args.size, rate=args.rate, batch=args.batch,
-                              sequence=not args.no_sequence, gso=args.gso, progress=progress,
-                              interval=args.interval, **limits)
+        stats = hotsock.blast(sock, size=options.size, rate=options.rate, batch=options.batch,
+                              sequence=options.sequence, gso=options.gso, progress=progress,
+                              interval=options.interval, **_limits(options, latch))
     return _after(stats, latch), context
 
 
-RUNNERS = {"capture": run_capture, "echo": run_echo, "blast": run_blast}
+RUNNERS = {LoopKind.CAPTURE: run_capture, LoopKind.ECHO: run_echo, LoopKind.BLAST: run_blast}
 
 
-def run(args, on_ready, progress, latch=None):
-    """Run ``args.command`` in this process.
+def run(options, on_ready, progress, latch=None):
+    """Run the command of *options* in this process.
 
     *on_ready(context)* is called once the socket is set up (bound, joined,
     connected) and just before the loop starts; *progress(stats)* about
-    every ``args.interval`` seconds (or None).  Returns ``(stats, context)``.
+    every ``options.interval`` seconds (or None).  Returns ``(stats, context)``.
     Raises :class:`CommandError` (and OSError) for failures at run time,
     :class:`UsageError` for contradicting options.
     """
-    return RUNNERS[args.command](args, on_ready, progress, latch)
-
-
-# --- what is shown -------------------------------------------------------------
-
-def _bytes(size):
-    """A buffer size as people write it: 4 MiB, 416 KiB, 3000 bytes."""
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} bytes"
-
-
-def opening_line(args, context, workers=1):
-    """The first line on stderr, as tcpdump's "listening on ...": where, what, how."""
-    if args.command == "blast":
-        rate = f"at {args.rate:,g} pkt/s" if args.rate else "as fast as possible"
-        text = (f"sending {args.size}-byte datagrams to {context['destination']} port "
-                f"{context['port']} {rate}")
-        if workers == 1:
-            text += f", from {context['local'][0]} port {context['local'][1]}"
-    else:
-        text = f"listening on {context['address']} port {context['port']} (UDP)"
-        if context.get("groups"):
-            text += ", group " + ", ".join(context["groups"])
-            if context.get("source"):
-                text += f" from {context['source']}"
-            if context.get("interface"):
-                text += f" on {context['interface']}"
-        files = context.get("files") or ([context["file"]] if context.get("file") else [])
-        if files:
-            text += (f", writing {', '.join(files)} ({context['format']}, "
-                     f"snapshot length {args.snaplen} bytes)")
-        elif args.command == "capture":
-            text += ", printing each datagram" if args.print else ", counting"
-        if context.get("rcvbuf"):
-            text += f", receive buffer {_bytes(context['rcvbuf'])}"
-            if context.get("rmem_max"):
-                text += (f" (capped by net.core.rmem_max = {context['rmem_max']}; "
-                         "run as root or raise it for fewer drops)")
-    if workers > 1:
-        text += f", {workers} workers"
-    return f"hotsock {args.command}: {text}"
-
-
-def summary(args, stats, context, per_worker=None):
-    """The ``--json`` summary: the statistics and what they are about."""
-    result = {"command": args.command}
-    result.update(context)
-    result["workers"] = args.workers
-    result.update(stats.as_dict())
-    result["mbps"] = ((stats.sent_bytes if stats.kind == "blast" else stats.received_bytes)
-                      * 8 / stats.elapsed / 1e6 if stats.elapsed > 0 else 0.0)
-    if per_worker and len(per_worker) > 1:
-        result["worker_stats"] = [w.as_dict() for w in per_worker]
-    return result
+    return RUNNERS[options.loop](options, on_ready, progress, latch)
