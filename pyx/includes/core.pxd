@@ -37,8 +37,7 @@ cdef extern from "core/sequence.h" nogil:
     void hs_seq_sum(const hs_seq_tracker *t, hs_seq_totals *out)
 
 cdef extern from "core/pcap.h" nogil:
-    enum: HS_PCAP
-    enum: HS_PCAPNG
+    const char *hs_capture_format_name(int format)
 
     ctypedef struct hs_endpoint:
         int family
