@@ -24,6 +24,13 @@ static void put_ng_ts(unsigned char *p, uint64_t t)
     hs_put_host32(p + 4, (uint32_t)t);
 }
 
+/* An option's code and length, for an option of 8 bytes (no padding). */
+static void put_ng_option8(unsigned char *p, uint16_t code)
+{
+    hs_put_host16(p, code);
+    hs_put_host16(p + 2, 8);
+}
+
 static void pcapng_header(unsigned char *p, uint32_t snaplen)
 {
     /* Section Header Block */
@@ -83,17 +90,13 @@ static void pcapng_closing(unsigned char *p, uint64_t ts_ns, uint64_t start_ns,
     hs_put_host32(p + 4, NG_ISB_LEN);
     hs_put_host32(p + 8, 0);            /* interface 0 */
     put_ng_ts(p + 12, ts_ns);
-    hs_put_host16(p + 20, 2);           /* isb_starttime */
-    hs_put_host16(p + 22, 8);
+    put_ng_option8(p + 20, 2);          /* isb_starttime */
     put_ng_ts(p + 24, start_ns);
-    hs_put_host16(p + 32, 3);           /* isb_endtime */
-    hs_put_host16(p + 34, 8);
+    put_ng_option8(p + 32, 3);          /* isb_endtime */
     put_ng_ts(p + 36, ts_ns);
-    hs_put_host16(p + 44, 4);           /* isb_ifrecv */
-    hs_put_host16(p + 46, 8);
+    put_ng_option8(p + 44, 4);          /* isb_ifrecv */
     hs_put_host64(p + 48, received);
-    hs_put_host16(p + 56, 5);           /* isb_ifdrop */
-    hs_put_host16(p + 58, 8);
+    put_ng_option8(p + 56, 5);          /* isb_ifdrop */
     hs_put_host64(p + 60, dropped);
     hs_put_host32(p + 68, 0);           /* opt_endofopt */
     hs_put_host32(p + 72, NG_ISB_LEN);
