@@ -37,10 +37,11 @@ MODULES = {
     "_send": ["pyx/core/segments.c"],
     "_options": [],
     "_driver": ["pyx/core/sequence.c"],
-    "_capture": ["pyx/core/pcap.c"],
+    "_capture": ["pyx/core/pcap.c", "pyx/core/format_pcap.c", "pyx/core/format_pcapng.c"],
     "_echo": ["pyx/core/segments.c"],
     "_blast": ["pyx/core/sequence.c", "pyx/core/segments.c"],
-    "_reference": ["pyx/reference/loops.c", "pyx/core/pcap.c"],
+    "_reference": ["pyx/reference/loops.c", "pyx/core/pcap.c", "pyx/core/format_pcap.c",
+                   "pyx/core/format_pcapng.c"],
 }
 
 # Release builds carry no debug information (Python's own CFLAGS add -g; the

@@ -1,4 +1,8 @@
-/* Buffered capture-file writer for received UDP datagrams (see pcap.h).
+/* Buffered capture-file writer for received UDP datagrams (see pcap.h):
+ * everything that does not depend on the file's format.  A format's own bytes
+ * (file header, the framing of a record, the closing block) are laid out by
+ * its hs_capture_format (capture_format.h; format_pcap.c, format_pcapng.c),
+ * found by number in the table built from HS_CAPTURE_FORMATS.
  *
  * The socket layer only sees payloads, so every record is rebuilt as a raw
  * IP packet (LINKTYPE_RAW, 101): an IPv4 or IPv6 header and a UDP header are
@@ -11,7 +15,8 @@
  *    holds whole records (a record that does not fit triggers a flush
  *    first).  write() therefore always starts on a record boundary, so a
  *    process killed between flushes leaves a file of whole records that
- *    readers can open.
+ *    readers can open.  (A "unit" below is what must not be cut: the file
+ *    header, a record or a block, each measured by its format.)
  *  - A kill *during* a flush: Linux copies a write() into a file page by
  *    page (folio by folio) and stops between two of them for a fatal signal
  *    (generic_perform_write), so one large write() can be cut at any page
@@ -22,13 +27,11 @@
  *  - A failed write (a full disk) may have written part of a piece: the
  *    file is cut back to the piece's start (ftruncate), so it always ends
  *    on a whole record.
- *  - pcap and pcapng block fields are written in host byte order: both
- *    formats put a byte-order magic at the start and readers swap as
- *    needed, so there is no reason to swap on the hot path.  Only the
- *    synthesized IP/UDP headers are big-endian, as on the wire.
- *  - Timestamps are nanoseconds: pcap magic 0xa1b23c4d, pcapng if_tsresol 9.
+ *  - The synthesized IP/UDP headers are big-endian, as on the wire; the
+ *    formats' own fields are in host order (see capture_format.h).
  */
 #include "pcap.h"
+#include "capture_format.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -41,34 +44,40 @@
 #include <sys/stat.h>       /* fstat */
 #include <unistd.h>         /* write, lseek, ftruncate, sysconf */
 
-#define LINKTYPE_RAW 101
 #define IPPROTO_UDP_NUM 17
 #define IPV4_HDR 20
 #define IPV6_HDR 40
 #define UDP_HDR 8
-#define MIN_SNAPLEN (IPV6_HDR + UDP_HDR)  /* a record always holds whole headers */
-#define MAX_SNAPLEN 262144u               /* what libpcap/Wireshark accept */
+_Static_assert(HS_PCAP_MIN_SNAPLEN == IPV6_HDR + UDP_HDR,
+               "a record always holds whole headers");
 
-/* pcap: 24-byte file header, 16-byte record header. */
-#define PCAP_FILE_HDR 24
-#define PCAP_REC_HDR 16
+/* ---- the formats, by number ---- */
 
-/* pcapng block types and sizes (see the pcapng spec, draft-ietf-opsawg-pcapng). */
-#define NG_SHB 0x0A0D0D0Au
-#define NG_IDB 0x00000001u
-#define NG_ISB 0x00000005u
-#define NG_EPB 0x00000006u
-#define NG_SHB_LEN 44   /* 24 fixed + shb_userappl "hotsock" (4+8) + endofopt 4 + trailer 4 */
-#define NG_IDB_LEN 32   /* 16 fixed + if_tsresol (4+4) + endofopt 4 + trailer 4 */
-#define NG_EPB_FIXED 32 /* 28 before the data + 4 trailing length */
-#define NG_ISB_LEN 76   /* 20 fixed + 4 options * (4+8) + endofopt 4 + trailer 4 */
+#define HS_CAPTURE_FORMAT_DECLARE(id, name) \
+    extern const struct hs_capture_format hs_format_##name;
+HS_CAPTURE_FORMATS(HS_CAPTURE_FORMAT_DECLARE)
+#undef HS_CAPTURE_FORMAT_DECLARE
 
+#define HS_CAPTURE_FORMAT_ENTRY(id, name) [HS_##id] = { #name, &hs_format_##name },
+static const struct {
+    const char *name;
+    const struct hs_capture_format *layout;
+} formats[HS_CAPTURE_FORMAT_COUNT] = { HS_CAPTURE_FORMATS(HS_CAPTURE_FORMAT_ENTRY) };
+#undef HS_CAPTURE_FORMAT_ENTRY
 
-/* ---- byte helpers (memcpy: no alignment or aliasing assumptions) ---- */
+const char *hs_capture_format_name(int format)
+{
+    return format >= 0 && format < HS_CAPTURE_FORMAT_COUNT ? formats[format].name : NULL;
+}
 
-static void put_host16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
-static void put_host32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_host64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+/* w->format is a valid number from hs_pcap_open on (0 before, or after a failed
+   open: the zeroed writer). */
+static const struct hs_capture_format *layout_of(const hs_pcap_writer *w)
+{
+    return formats[w->format].layout;
+}
+
+/* ---- byte helpers (the synthesized headers: network order) ---- */
 
 static void put_be16(unsigned char *p, uint16_t v)
 {
@@ -83,16 +92,6 @@ static void put_be32(unsigned char *p, uint32_t v)
     p[2] = (unsigned char)(v >> 8);
     p[3] = (unsigned char)v;
 }
-
-/* pcapng timestamps (EPB, ISB, isb_starttime/endtime) are a 64-bit count
-   stored as two 32-bit host-order words, high word first. */
-static void put_ng_ts(unsigned char *p, uint64_t t)
-{
-    put_host32(p, (uint32_t)(t >> 32));
-    put_host32(p + 4, (uint32_t)t);
-}
-
-static size_t pad4(size_t n) { return (n + 3) & ~(size_t)3; }
 
 static uint64_t clamp_ts(int64_t ns) { return ns < 0 ? 0 : (uint64_t)ns; }
 
@@ -212,8 +211,8 @@ static int use_ipv6(int skind, int dkind)
 
 int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t bufsize)
 {
+    const struct hs_capture_format *f;
     size_t largest, cap;
-    unsigned char *p;
 
     if (w == NULL) {
         errno = EINVAL;
@@ -221,20 +220,22 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
     }
     memset(w, 0, sizeof(*w));
     w->fd = fd;
-    if ((format != HS_PCAP && format != HS_PCAPNG) ||
-        snaplen < MIN_SNAPLEN || snaplen > MAX_SNAPLEN) {
+    if (hs_capture_format_name(format) == NULL ||
+        snaplen < HS_PCAP_MIN_SNAPLEN || snaplen > HS_PCAP_MAX_SNAPLEN) {
         errno = EINVAL;
         return -1;
     }
     w->format = format;
     w->snaplen = snaplen;
+    f = layout_of(w);
 
-    /* One record of snaplen bytes must always fit after a flush.  This also
-       covers the file header and an ISB (both < 80 bytes). */
-    if (format == HS_PCAP)
-        largest = PCAP_REC_HDR + (size_t)snaplen;
-    else
-        largest = NG_EPB_FIXED + pad4(snaplen);
+    /* One record of snaplen bytes must always fit after a flush, and so must
+       the file header and the closing block. */
+    largest = f->record_size(snaplen);
+    if (largest < f->header_size)
+        largest = f->header_size;
+    if (largest < f->closing_size)
+        largest = f->closing_size;
     cap = bufsize > largest ? bufsize : largest;
     w->buf = malloc(cap);
     if (w->buf == NULL) {
@@ -242,7 +243,6 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
         return -1;
     }
     w->cap = cap;
-    p = w->buf;
     {
         off_t at = lseek(fd, 0, SEEK_CUR);
         struct stat st;
@@ -253,60 +253,18 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
                       && !(fcntl(fd, F_GETFL) & O_APPEND);
     }
 
-    if (format == HS_PCAP) {
-        put_host32(p, 0xa1b23c4du);   /* nanosecond-resolution magic */
-        put_host16(p + 4, 2);          /* version 2.4 */
-        put_host16(p + 6, 4);
-        put_host32(p + 8, 0);          /* thiszone */
-        put_host32(p + 12, 0);         /* sigfigs */
-        put_host32(p + 16, snaplen);
-        put_host32(p + 20, LINKTYPE_RAW);
-        w->len = w->head = PCAP_FILE_HDR;
-        return 0;
-    }
-
-    /* Section Header Block */
-    put_host32(p, NG_SHB);
-    put_host32(p + 4, NG_SHB_LEN);
-    put_host32(p + 8, 0x1A2B3C4Du);    /* byte-order magic */
-    put_host16(p + 12, 1);             /* version 1.0 */
-    put_host16(p + 14, 0);
-    put_host64(p + 16, UINT64_MAX);    /* section length -1: unknown */
-    put_host16(p + 24, 4);             /* shb_userappl */
-    put_host16(p + 26, 7);
-    memcpy(p + 28, "hotsock\0", 8);    /* 7 bytes + 1 zero pad */
-    put_host32(p + 36, 0);             /* opt_endofopt */
-    put_host32(p + 40, NG_SHB_LEN);
-    p += NG_SHB_LEN;
-
-    /* Interface Description Block: interface 0 */
-    put_host32(p, NG_IDB);
-    put_host32(p + 4, NG_IDB_LEN);
-    put_host16(p + 8, LINKTYPE_RAW);
-    put_host16(p + 10, 0);             /* reserved */
-    put_host32(p + 12, snaplen);
-    put_host16(p + 16, 9);             /* if_tsresol */
-    put_host16(p + 18, 1);
-    memcpy(p + 20, "\x09\0\0\0", 4);   /* 10^-9 s, padded to 4 */
-    put_host32(p + 24, 0);             /* opt_endofopt */
-    put_host32(p + 28, NG_IDB_LEN);
-
-    w->len = NG_SHB_LEN + NG_IDB_LEN;
+    f->header(w->buf, snaplen);
+    w->len = f->header_size;
+    w->head = f->header_is_one_unit ? f->header_size : 0;
     return 0;
 }
 
 /* The size of the unit (file header, record, block) at buf + pos, a unit boundary. */
 static size_t unit_size(const hs_pcap_writer *w, size_t pos)
 {
-    uint32_t v;
     if (pos < w->head)
         return w->head - pos;
-    if (w->format == HS_PCAP) {
-        memcpy(&v, w->buf + pos + 8, 4);        /* caplen */
-        return PCAP_REC_HDR + (size_t)v;
-    }
-    memcpy(&v, w->buf + pos + 4, 4);            /* block total length */
-    return v;
+    return layout_of(w)->unit_size(w->buf + pos);
 }
 
 /* Where the write() starting at buf + pos (a unit boundary) ends: whole units up to
@@ -498,10 +456,10 @@ static size_t build_headers(hs_pcap_writer *w, unsigned char *p,
 int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
                   const hs_endpoint *dst, const unsigned char *payload, size_t have, size_t orig)
 {
-    uint64_t t = clamp_ts(ts_ns);
+    const struct hs_capture_format *f = layout_of(w);
     int skind = ep_kind(src), dkind = ep_kind(dst);
     size_t hdr = use_ipv6(skind, dkind) ? IPV6_HDR + UDP_HDR : IPV4_HDR + UDP_HDR;
-    size_t caplen, origlen, data_len, rec, copy;
+    size_t caplen, origlen, rec, data, copy;
     unsigned char *p;
 
     if (orig < have)            /* caller error; never claim less than we hold */
@@ -510,40 +468,16 @@ int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
     caplen = have >= w->snaplen - hdr ? w->snaplen : hdr + have;
     origlen = orig > (size_t)UINT32_MAX - hdr ? UINT32_MAX : hdr + orig;
 
-    if (w->format == HS_PCAP)
-        rec = PCAP_REC_HDR + caplen;
-    else
-        rec = NG_EPB_FIXED + pad4(caplen);
+    rec = f->record_size(caplen);
     if (reserve(w, rec) < 0)
         return -1;
 
     p = w->buf + w->len;
-    if (w->format == HS_PCAP) {
-        put_host32(p, (uint32_t)(t / 1000000000u));
-        put_host32(p + 4, (uint32_t)(t % 1000000000u));
-        put_host32(p + 8, (uint32_t)caplen);
-        put_host32(p + 12, (uint32_t)origlen);
-        data_len = PCAP_REC_HDR;
-    } else {
-        put_host32(p, NG_EPB);
-        put_host32(p + 4, (uint32_t)rec);
-        put_host32(p + 8, 0);               /* interface 0 */
-        put_ng_ts(p + 12, t);
-        put_host32(p + 20, (uint32_t)caplen);
-        put_host32(p + 24, (uint32_t)origlen);
-        data_len = 28;
-    }
-
-    build_headers(w, p + data_len, src, skind, dst, dkind, payload, have, orig);
+    data = f->record(p, clamp_ts(ts_ns), caplen, (uint32_t)origlen);
+    build_headers(w, p + data, src, skind, dst, dkind, payload, have, orig);
     copy = caplen - hdr;
     if (copy)
-        memcpy(p + data_len + hdr, payload, copy);
-
-    if (w->format == HS_PCAPNG) {
-        size_t end = data_len + pad4(caplen);
-        memset(p + data_len + caplen, 0, end - data_len - caplen);
-        put_host32(p + end, (uint32_t)rec);  /* trailing total length */
-    }
+        memcpy(p + data + hdr, payload, copy);
     w->len += rec;
     w->records++;
     return 0;
@@ -552,33 +486,14 @@ int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
 int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
                   uint64_t received, uint64_t dropped)
 {
-    uint64_t t = clamp_ts(ts_ns);
-    unsigned char *p;
+    const struct hs_capture_format *f = layout_of(w);
 
-    if (w->format != HS_PCAPNG)
+    if (f->closing == NULL)
         return 0;
-    if (reserve(w, NG_ISB_LEN) < 0)
+    if (reserve(w, f->closing_size) < 0)
         return -1;
-    p = w->buf + w->len;
-    put_host32(p, NG_ISB);
-    put_host32(p + 4, NG_ISB_LEN);
-    put_host32(p + 8, 0);                    /* interface 0 */
-    put_ng_ts(p + 12, t);
-    put_host16(p + 20, 2);                   /* isb_starttime */
-    put_host16(p + 22, 8);
-    put_ng_ts(p + 24, clamp_ts(start_ns));
-    put_host16(p + 32, 3);                   /* isb_endtime */
-    put_host16(p + 34, 8);
-    put_ng_ts(p + 36, t);
-    put_host16(p + 44, 4);                   /* isb_ifrecv */
-    put_host16(p + 46, 8);
-    put_host64(p + 48, received);
-    put_host16(p + 56, 5);                   /* isb_ifdrop */
-    put_host16(p + 58, 8);
-    put_host64(p + 60, dropped);
-    put_host32(p + 68, 0);                   /* opt_endofopt */
-    put_host32(p + 72, NG_ISB_LEN);
-    w->len += NG_ISB_LEN;
+    f->closing(w->buf + w->len, clamp_ts(ts_ns), clamp_ts(start_ns), received, dropped);
+    w->len += f->closing_size;
     return 0;
 }
 

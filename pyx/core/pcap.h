@@ -4,7 +4,9 @@
  * keeps no global state and allocates only once (in hs_pcap_open).  Each
  * datagram becomes one record of link type LINKTYPE_RAW (101): a synthesized
  * IPv4 or IPv6 header and a UDP header in front of the received payload.
- * Output is classic pcap with nanosecond timestamps, or pcapng.  See pcap.c.
+ * The file's format is one of HS_CAPTURE_FORMATS below: classic pcap with
+ * nanosecond timestamps, or pcapng.  See pcap.c, and capture_format.h for
+ * what a format supplies.
  */
 #ifndef HOTSOCK_PCAP_H
 #define HOTSOCK_PCAP_H
@@ -12,7 +14,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { HS_PCAP = 0, HS_PCAPNG = 1 };
+/* The formats, one line each: FORMAT(ID, name) is format number HS_<ID> (in
+   this order, from 0), named "name", laid out by the hs_capture_format
+   hs_format_<name> (its own file, see capture_format.h).  The one list of them:
+   hs_capture_format_name() gives the names to Python (_capture.FORMATS). */
+/* The bytes a record may keep: at least its synthesized IPv6 and UDP headers
+ * (40 + 8), at most what libpcap and Wireshark accept (tcpdump's default). */
+#define HS_PCAP_MIN_SNAPLEN 48
+#define HS_PCAP_MAX_SNAPLEN 262144
+
+#define HS_CAPTURE_FORMATS(FORMAT) \
+    FORMAT(PCAP, pcap)             \
+    FORMAT(PCAPNG, pcapng)
+
+#define HS_CAPTURE_FORMAT_NUMBER(id, name) HS_##id,
+enum { HS_CAPTURE_FORMATS(HS_CAPTURE_FORMAT_NUMBER) HS_CAPTURE_FORMAT_COUNT };
+#undef HS_CAPTURE_FORMAT_NUMBER
+
+/* The name of format number format ("pcap", ...), or NULL past the last one. */
+const char *hs_capture_format_name(int format);
 
 /* One end of a datagram: family AF_INET or AF_INET6; addr holds 4 (AF_INET) or 16 bytes
    in network order; port in host order. family 0 = unknown (written as 0.0.0.0 / ::). */
@@ -25,7 +45,7 @@ void hs_endpoint_from(hs_endpoint *e, const struct sockaddr *sa);
 
 typedef struct {
     int fd;
-    int format;            /* HS_PCAP or HS_PCAPNG */
+    int format;            /* its number: HS_PCAP, HS_PCAPNG, ... */
     uint32_t snaplen;      /* bytes kept per record, synthesized headers included */
     unsigned char *buf;    /* whole records only, so a flush never splits one */
     size_t len, cap;
@@ -42,9 +62,10 @@ typedef struct {
 } hs_pcap_writer;
 
 /* Allocate the buffer (at least bufsize, and at least one largest record) and
-   buffer the file header. 0, or -1 with errno (ENOMEM, EINVAL for a bad format or
-   snaplen < 48 or > 262144). Nothing is written to fd until a flush.
-   48 = IPv6 + UDP headers, so a record never cuts a synthesized header.
+   buffer the file header. 0, or -1 with errno (ENOMEM, EINVAL for a format number not
+   in HS_CAPTURE_FORMATS or snaplen outside HS_PCAP_MIN_SNAPLEN..HS_PCAP_MAX_SNAPLEN).
+   Nothing is written to fd until a flush.
+   The least snaplen is the IPv6 and UDP headers: a record never cuts a synthesized header.
    On failure w->buf is NULL, so hs_pcap_free(w) is still safe. */
 int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t bufsize);
 
@@ -57,9 +78,10 @@ int hs_pcap_open(hs_pcap_writer *w, int fd, int format, uint32_t snaplen, size_t
 int hs_pcap_write(hs_pcap_writer *w, int64_t ts_ns, const hs_endpoint *src,
                   const hs_endpoint *dst, const unsigned char *payload, size_t have, size_t orig);
 
-/* pcapng only (no-op returning 0 for pcap): append an Interface Statistics Block for
-   interface 0 at ts_ns with isb_starttime = start_ns, isb_endtime = ts_ns,
-   isb_ifrecv = received, isb_ifdrop = dropped. Not counted in w->records. */
+/* Append the format's closing block (no-op returning 0 for a format without one, pcap):
+   pcapng's Interface Statistics Block for interface 0 at ts_ns with
+   isb_starttime = start_ns, isb_endtime = ts_ns, isb_ifrecv = received,
+   isb_ifdrop = dropped. Not counted in w->records. */
 int hs_pcap_stats(hs_pcap_writer *w, int64_t ts_ns, int64_t start_ns,
                   uint64_t received, uint64_t dropped);
 

@@ -14,15 +14,29 @@ from libc.string cimport memcpy, memset
 
 from includes.compat cimport hs_realtime_ns, hs_monotonic_ns
 from includes.core cimport (
-    hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats,
-    hs_pcap_flush, hs_pcap_discard, hs_pcap_free, hs_rx_meta, HS_PCAP, HS_PCAPNG)
+    HS_PCAP_MIN_SNAPLEN, HS_PCAP_MAX_SNAPLEN, hs_capture_format_name, hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open,
+    hs_pcap_write, hs_pcap_stats, hs_pcap_flush, hs_pcap_discard, hs_pcap_free, hs_rx_meta)
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._recv cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
 from hotsock._driver cimport Run, drive, receive_ready
 from hotsock._syscall cimport raise_errno
 
-FORMATS = {"pcap": HS_PCAP, "pcapng": HS_PCAPNG}
+
+cdef dict _formats():
+    # The formats' one list is C's (HS_CAPTURE_FORMATS in pyx/core/pcap.h).
+    cdef int number = 0
+    formats = {}
+    while hs_capture_format_name(number) != NULL:
+        formats[hs_capture_format_name(number).decode("ascii")] = number
+        number += 1
+    return formats
+
+
+FORMATS = _formats()    # name -> the format's number for CaptureFile
+#: The bytes a record may keep, headers included (the writer's limits).
+MIN_SNAPLEN = HS_PCAP_MIN_SNAPLEN
+MAX_SNAPLEN = HS_PCAP_MAX_SNAPLEN
 
 
 cdef int _local_endpoint(int fd, hs_endpoint *out) except -1:

@@ -37,8 +37,9 @@ cdef extern from "core/sequence.h" nogil:
     void hs_seq_sum(const hs_seq_tracker *t, hs_seq_totals *out)
 
 cdef extern from "core/pcap.h" nogil:
-    enum: HS_PCAP
-    enum: HS_PCAPNG
+    enum: HS_PCAP_MIN_SNAPLEN
+    enum: HS_PCAP_MAX_SNAPLEN
+    const char *hs_capture_format_name(int format)
 
     ctypedef struct hs_endpoint:
         int family

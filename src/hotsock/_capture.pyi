@@ -5,6 +5,8 @@ from ._recv import RecvBatch
 from ._driver import Run
 
 FORMATS: Dict[str, int]
+MIN_SNAPLEN: int
+MAX_SNAPLEN: int
 
 @disjoint_base
 class CaptureFile:

@@ -31,8 +31,8 @@ from ._stats import LoopKind
 
 DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 MAX_DATAGRAM = 65535        # the largest UDP payload (IPv6 without jumbograms)
-MAX_SNAPLEN = 262144        # as tcpdump's default; the writer's limit
-MIN_SNAPLEN = 48            # an IPv6 and a UDP header
+MAX_SNAPLEN = _capture.MAX_SNAPLEN      # as tcpdump's default; the writer's limit
+MIN_SNAPLEN = _capture.MIN_SNAPLEN      # an IPv6 and a UDP header
 
 
 # --- arguments ---------------------------------------------------------------
@@ -412,7 +412,8 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
     sock, owned = _datagram_socket(sock, "capture", (_stdlib.AF_INET, _stdlib.AF_INET6))
     try:
         if format not in _capture.FORMATS:
-            raise ValueError(f"format must be 'pcap' or 'pcapng', not {format!r}")
+            raise ValueError(f"format must be {' or '.join(map(repr, _capture.FORMATS))}, "
+                             f"not {format!r}")
         _positive_int("snaplen", snaplen, MAX_SNAPLEN, optional=False)
         if snaplen < MIN_SNAPLEN:
             raise ValueError(f"snaplen must be at least {MIN_SNAPLEN} (the headers), not {snaplen}")
