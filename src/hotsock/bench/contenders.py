@@ -19,7 +19,7 @@ from .rigs import BATCH, GRO_BUFFER, GRO_BUFFERS, RECV_SIZE, QueueShort
 
 PARTS = ("recv", "send", "capture", "echo", "gso", "gro")
 SEND_BATCH_GSO = 1024   # datagrams per send_batch call in the gso part
-GSO_SCALE = 4           # chunks per turn for the segmented senders (see measure.run_gso)
+GSO_SCALE = 4           # chunks per turn for the segmented senders (see their entries)
 # The hot loops wait with poll() (SO_RCVTIMEO does not stop them): a duration
 # that no chunk comes near ends a run whose datagrams were lost.  A deadline
 # costs nothing per datagram (it is looked at only when the loop checks in).
