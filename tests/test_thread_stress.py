@@ -34,8 +34,9 @@ LOOPBACK = "127.0.0.1"
 SO_NO_CHECK = 11        # Linux: no UDP checksums -- which makes the kernel refuse GSO
 BUSY = "this RecvBatch is already receiving in another thread"
 
-needs_gso = pytest.mark.skipif(not hotsock.features()["gso_available"],
-                               reason="UDP_SEGMENT is not available here (Linux >= 4.18)")
+needs_gso = pytest.mark.skipif(not _batch.gso_enabled(),
+                               reason="UDP_SEGMENT is not available here (Linux >= 4.18) "
+                                      "or switched off (HOTSOCK_NO_GSO=1)")
 
 # The hotsock being tested, for subprocesses too: an in-place build or the installed one.
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
@@ -338,8 +339,9 @@ def test_send_batch_from_threads_counts_exact():
 # can still reach whatever socket takes the number next: the kernel knows
 # only numbers.  The stdlib has that window too (it reads ``sock_fd`` after
 # releasing the GIL, just before the syscall); hotsock's is wider -- see
-# test_no_send_reaches_the_socket_that_reused_the_number below, which pins
-# it.  The close tests therefore allow a datagram through a new socket, and
+# test_no_send_reaches_the_socket_that_reused_the_number and
+# test_no_receive_takes_from_the_socket_that_reused_the_number below, which
+# pin it.  The close tests therefore allow a datagram through a new socket, and
 # account for every one: nothing lost, nothing corrupted, every call ending
 # in a count or EBADF.
 
@@ -648,26 +650,30 @@ def test_sending_threads_on_a_closed_socket_end_with_ebadf():
 
 
 def _sends_through_a_reused_number(cls, trials):
-    """In how many of *trials* a sendto racing a close (four threads sending,
-    one closing) went out through the socket that took the number next --
-    seen as that new socket, untouched by anyone, being bound by the kernel."""
+    """In how many of *trials* a send racing a close (four threads sending --
+    sendto, and for a hotsock socket send_batch too -- one closing) went out
+    through the socket that took the number next: seen as that new socket,
+    untouched by anyone, being bound by the kernel."""
     hits = 0
     for _ in range(trials):
         tx = cls(socket.AF_INET, socket.SOCK_DGRAM)
         tx.bind((LOOPBACK, 0))
         stop = threading.Event()
 
-        def send():
+        def send(k):
             while not stop.is_set():
                 try:
-                    tx.sendto(b"x", (LOOPBACK, 9))      # discard: nobody listens
+                    if k % 2 and cls is hotsock.socket:
+                        tx.send_batch([b"x"], (LOOPBACK, 9))
+                    else:
+                        tx.sendto(b"x", (LOOPBACK, 9))      # discard: nobody listens
                 except OSError:
                     return
 
-        senders = [threading.Thread(target=send) for _ in range(4)]
+        senders = [threading.Thread(target=send, args=(k,)) for k in range(4)]
         for t in senders:
             t.start()
-        time.sleep(0.003)
+        time.sleep(0.002)
         number = tx.fileno()
         tx.close()
         new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # the lowest free number
@@ -684,16 +690,68 @@ def _sends_through_a_reused_number(cls, trials):
     "hotsock reads the descriptor (refresh_fd) while it holds the GIL, then releases "
     "the GIL for the syscall: the GIL's hand-over to the closing thread lets the close "
     "and the number's reuse happen in between.  CPython reads sock_fd after releasing "
-    "the GIL.  Measured: ~30% of trials for hotsock.socket.sendto, ~60-85% for "
-    "send_batch, ~1% for socket.socket.sendto."))
+    "the GIL.  Measured here (80 trials, 2 cores): hotsock 22-39, stdlib 0-1; "
+    "a standalone loop gave ~30% for hotsock.socket.sendto, 55-85% for send_batch, "
+    "~1% for socket.socket.sendto."))
 def test_no_send_reaches_the_socket_that_reused_the_number():
     """A send racing a close reaches the socket that reused the number no more
     often than the stdlib's does (whose window is the few instructions between
     reading sock_fd and entering the kernel)."""
-    trials = 100
+    trials = 50
     stdlib = _sends_through_a_reused_number(socket.socket, trials)
     ours = _sends_through_a_reused_number(hotsock.socket, trials)
-    assert ours <= 2 * stdlib + 5, f"hotsock {ours}/{trials}, stdlib {stdlib}/{trials}"
+    assert ours <= stdlib + 3, f"hotsock {ours}/{trials}, stdlib {stdlib}/{trials}"
+
+
+def _receives_from_a_reused_number(cls, trials):
+    """In how many of *trials* a recvfrom racing a close (four threads polling
+    a non-blocking socket, one closing) took a datagram queued on the socket
+    that took the number next."""
+    hits = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as feeder:
+        for _ in range(trials):
+            rx = cls(socket.AF_INET, socket.SOCK_DGRAM)
+            rx.bind((LOOPBACK, 0))
+            rx.setblocking(False)
+            stolen = []
+
+            def take():
+                while True:
+                    try:
+                        stolen.append(rx.recvfrom(64)[0])
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        return
+
+            takers = [threading.Thread(target=take) for _ in range(4)]
+            for t in takers:
+                t.start()
+            time.sleep(0.002)
+            number = rx.fileno()
+            rx.close()
+            new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # the lowest free number
+            new.bind((LOOPBACK, 0))
+            for _ in range(10):
+                feeder.sendto(b"for the new socket", new.getsockname())
+            for t in takers:
+                t.join(5)
+            hits += new.fileno() == number and bool(stolen)
+            new.close()
+    return hits
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "as for sends: the descriptor is read before the GIL is released for the syscall.  "
+    "Measured here (80 trials): hotsock 24-43, stdlib 0-1; hotsock.recv_batch "
+    "(on either kind of socket) is affected the same way."))
+def test_no_receive_takes_from_the_socket_that_reused_the_number():
+    """A receive racing a close takes a datagram meant for the socket that
+    reused the number no more often than the stdlib's does."""
+    trials = 50
+    stdlib = _receives_from_a_reused_number(socket.socket, trials)
+    ours = _receives_from_a_reused_number(hotsock.socket, trials)
+    assert ours <= stdlib + 3, f"hotsock {ours}/{trials}, stdlib {stdlib}/{trials}"
 
 
 # --- one RecvBatch, many threads --------------------------------------------------------
