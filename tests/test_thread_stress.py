@@ -2,7 +2,7 @@
 
 Real loopback sockets, eight threads or more, bounded counts and a few
 seconds per test.  What is shared: the per-socket state records
-(``_batch.state_of``: GSO refused, errors the recvmsg fallback deferred), the
+(``_state.state_of``: GSO refused, errors the recvmsg fallback deferred), the
 per-socket address cache (``sendto`` / ``recvfrom`` on one socket from many
 threads), the send_batch scratch pool, sockets closed while other threads
 use them, and a ``RecvBatch`` handed to several threads.  Every test counts
@@ -27,14 +27,14 @@ import time
 import pytest
 
 import hotsock
-from hotsock import _batch, _options
+from hotsock import _features, _options, _send, _state
 
 THREADS = 8
 LOOPBACK = "127.0.0.1"
 SO_NO_CHECK = 11        # Linux: no UDP checksums -- which makes the kernel refuse GSO
 BUSY = "this RecvBatch is already receiving in another thread"
 
-needs_gso = pytest.mark.skipif(not _batch.gso_enabled(),
+needs_gso = pytest.mark.skipif(not _features.gso_enabled(),
                                reason="UDP_SEGMENT is not available here (Linux >= 4.18) "
                                       "or switched off (HOTSOCK_NO_GSO=1)")
 
@@ -325,7 +325,7 @@ def test_send_batch_from_threads_counts_exact():
         run_threads([lambda t=t: sender(t) for t in range(THREADS)], timeout=60)
         assert all(c > rounds for c in sent_counts)
         # What the pool keeps afterwards stays bounded (four scratches at most).
-        assert 0 < _batch._send_pool_bytes() <= 8 * 1024 * 1024
+        assert 0 < _send._send_pool_bytes() <= 8 * 1024 * 1024
     finally:
         tx.close()
         for rx in receivers:
@@ -337,11 +337,12 @@ def test_send_batch_from_threads_counts_exact():
 #
 # A call that read a socket's descriptor just before another thread closed it
 # can still reach whatever socket takes the number next: the kernel knows
-# only numbers.  The stdlib has that window too (it reads ``sock_fd`` after
-# releasing the GIL, just before the syscall); hotsock's is wider -- see
+# only numbers.  The stdlib has that window (it reads ``sock_fd`` after
+# releasing the GIL, just before the syscall), and so has hotsock, which reads
+# it at the same point -- see
 # test_no_send_reaches_the_socket_that_reused_the_number and
 # test_no_receive_takes_from_the_socket_that_reused_the_number below, which
-# pin it.  The close tests therefore allow a datagram through a new socket, and
+# hold it to the stdlib's.  The close tests therefore allow a datagram through a new socket, and
 # account for every one: nothing lost, nothing corrupted, every call ending
 # in a count or EBADF.
 
@@ -379,13 +380,15 @@ def test_gso_refusal_stays_with_its_socket_under_threads():
             refusing = (t + r // 2) % 2 == 1
             with cls(socket.AF_INET, socket.SOCK_DGRAM) as tx:
                 tx.bind((LOOPBACK, 0))
-                assert _batch.gso_usable(tx.fileno(), tx.family), "a fresh socket inherited a refusal"
+                assert _state.gso_usable(tx, tx.family), "a fresh socket inherited a refusal"
                 if refusing:
                     tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
                 payloads = [tagged(t, r, i, size=200) for i in range(20)]
                 handle = tx if r % 3 else tx.fileno()
                 assert hotsock.send_batch(handle, payloads, dest, gso=True) == 20
-                assert _batch.gso_usable(tx.fileno(), tx.family) == (not refusing)
+                # Remembered by what was sent through: the socket's own record,
+                # or -- for a bare descriptor -- the number's, checked by inode.
+                assert _state.gso_usable(handle, tx.family) == (not refusing)
                 assert hotsock.send_batch(handle, payloads[:10], dest, gso=True) == 10
                 assert sorted(p for p, _ in drain(receivers[t], 30)) == sorted(
                     payloads + payloads[:10])
@@ -447,7 +450,7 @@ def test_send_batch_on_a_socket_closed_under_it():
             for new in taken:
                 if new.fileno() == number:
                     # A fresh socket on the closed one's number: no refusal inherited.
-                    assert _batch.gso_usable(new.fileno(), new.family)
+                    assert _state.gso_usable(new, new.family)
 
         def collect():
             b = hotsock.RecvBatch(256, 256)
@@ -686,13 +689,6 @@ def _sends_through_a_reused_number(cls, trials):
     return hits
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hotsock reads the descriptor (refresh_fd) while it holds the GIL, then releases "
-    "the GIL for the syscall: the GIL's hand-over to the closing thread lets the close "
-    "and the number's reuse happen in between.  CPython reads sock_fd after releasing "
-    "the GIL.  Measured here (80 trials, 2 cores): hotsock 22-39, stdlib 0-1; "
-    "a standalone loop gave ~30% for hotsock.socket.sendto, 55-85% for send_batch, "
-    "~1% for socket.socket.sendto."))
 def test_no_send_reaches_the_socket_that_reused_the_number():
     """A send racing a close reaches the socket that reused the number no more
     often than the stdlib's does (whose window is the few instructions between
@@ -741,10 +737,6 @@ def _receives_from_a_reused_number(cls, trials):
     return hits
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "as for sends: the descriptor is read before the GIL is released for the syscall.  "
-    "Measured here (80 trials): hotsock 24-43, stdlib 0-1; hotsock.recv_batch "
-    "(on either kind of socket) is affected the same way."))
 def test_no_receive_takes_from_the_socket_that_reused_the_number():
     """A receive racing a close takes a datagram meant for the socket that
     reused the number no more often than the stdlib's does."""
