@@ -17,7 +17,7 @@ import time
 import pytest
 
 import hotsock
-from hotsock import _features, _hotloops
+from hotsock import _features, _loop_socket
 from pcapfiles import read_capture, read_isb
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
@@ -390,7 +390,7 @@ def test_capture_raises_the_receive_buffer_and_puts_it_back():
     # Linux reports twice the request; as root the request passes net.core.rmem_max.
     assert during[0] > before
     if os.geteuid() == 0:
-        assert during[0] >= 2 * _hotloops.DEFAULT_RCVBUF
+        assert during[0] >= 2 * _loop_socket.DEFAULT_RCVBUF
     assert rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == before
     # rcvbuf=None leaves the buffer alone.
     during.clear()
@@ -398,7 +398,7 @@ def test_capture_raises_the_receive_buffer_and_puts_it_back():
     hotsock.capture(rx, note, count=1, idle=5, rcvbuf=None)
     assert during == [before]
     # A buffer already larger is never lowered.
-    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 3 * _hotloops.DEFAULT_RCVBUF)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 3 * _loop_socket.DEFAULT_RCVBUF)
     larger = rx.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     during.clear()
     tx.sendto(b"x", rx.getsockname())
@@ -520,10 +520,10 @@ def test_opening_line_says_when_rmem_max_capped_the_buffer():
     line = opening_line(options, {"address": "0.0.0.0", "port": 9, "rcvbuf": 425984,
                                   "rmem_max": 212992})
     assert "receive buffer 416 KiB (capped by net.core.rmem_max = 212992" in line
-    assert _hotloops.recv_buffer_cap(2 << 20, 4 << 20) is None
+    assert _loop_socket.recv_buffer_cap(2 << 20, 4 << 20) is None
     if os.path.exists("/proc/sys/net/core/rmem_max"):
         with open("/proc/sys/net/core/rmem_max") as f:
-            assert _hotloops.recv_buffer_cap(2 << 20, 425984) == int(f.read())
+            assert _loop_socket.recv_buffer_cap(2 << 20, 425984) == int(f.read())
 
 
 def test_cli_disk_full_prints_the_statistics_then_one_error(small_tmpfs):

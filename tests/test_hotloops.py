@@ -663,7 +663,7 @@ def test_kernel_drops_meminfo_and_proc_agree(monkeypatch):
         for _ in range(100):
             tx.sendto(b"x" * 500, rx.getsockname())
     fast = hotsock.kernel_drops(rx)
-    monkeypatch.setattr(hotsock._hotloops, "SO_MEMINFO", None)     # the /proc path
+    monkeypatch.setattr(hotsock._loop_socket, "SO_MEMINFO", None)     # the /proc path
     assert hotsock.kernel_drops(rx) == fast > 0
     rx.close()
 

@@ -34,7 +34,8 @@ from ._features import IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS
 from ._recv import RecvBatch, recv_batch
 from ._send import send_batch
 from . import _capture
-from ._hotloops import blast, capture, echo, kernel_drops
+from ._hotloops import blast, capture, echo
+from ._loop_socket import kernel_drops
 from ._stats import LoopStats
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
 

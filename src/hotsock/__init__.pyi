@@ -17,7 +17,7 @@ from ._send import send_batch as send_batch
 from ._features import IP_PKTINFO as IP_PKTINFO, SO_RXQ_OVFL as SO_RXQ_OVFL
 from ._features import SO_TIMESTAMPNS as SO_TIMESTAMPNS
 from ._hotloops import blast as blast, capture as capture, echo as echo
-from ._hotloops import kernel_drops as kernel_drops
+from ._loop_socket import kernel_drops as kernel_drops
 from ._stats import LoopStats as LoopStats
 from ._socket_class import create_connection as create_connection, create_server as create_server
 from ._socket_class import fromfd as fromfd, socket as socket, socketpair as socketpair

@@ -3,6 +3,7 @@ import socket as _stdlib
 from typing import Any, Callable, Iterable, Optional, Union
 
 from ._recv import RecvBatch
+from ._loop_socket import DEFAULT_RCVBUF as DEFAULT_RCVBUF, kernel_drops as kernel_drops
 from ._stats import LoopStats
 
 DEFAULT_STOP_SIGNALS: tuple[int, ...]
@@ -10,15 +11,11 @@ MAX_DATAGRAM: int
 MAX_SNAPLEN: int
 MIN_SNAPLEN: int
 SEQUENCE_HEADER: int
-DEFAULT_RCVBUF: int
 
 _SockOrFd = Union[_stdlib.socket, int]
 _Progress = Optional[Callable[[LoopStats], Any]]
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
-def kernel_drops(sock: _SockOrFd) -> Optional[int]: ...
-def raise_recv_buffer(sock: _stdlib.socket, size: int) -> Optional[int]: ...
-def recv_buffer_cap(requested: int, granted: int) -> Optional[int]: ...
 def capture(sock: _SockOrFd, path_or_callback: Union[_Path, Callable[[RecvBatch], Any]], *,
             format: str = "pcap", count: Optional[int] = None,
             duration: Optional[float] = None, idle: Optional[float] = None,

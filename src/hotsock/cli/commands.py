@@ -16,7 +16,7 @@ import threading
 import time
 
 import hotsock
-from hotsock import _hotloops
+from hotsock import _hotloops, _loop_socket
 
 from . import wording
 from .addresses import family_of, interface_arg, is_multicast, receiver_host, sockaddr
@@ -112,7 +112,7 @@ def open_receiver(options):
                 raise _fail(f"receive buffer of {options.rcvbuf} bytes", exc) from exc
         else:
             # A capture tool's defaults must not be why it drops: a buffer like tcpdump's.
-            _hotloops.raise_recv_buffer(sock, _hotloops.DEFAULT_RCVBUF)
+            _loop_socket.raise_recv_buffer(sock, _loop_socket.DEFAULT_RCVBUF)
         try:
             sock.bind(sockaddr(host, options.port, family))
         except OSError as exc:
@@ -132,7 +132,7 @@ def open_receiver(options):
                            interface=options.interface)
         # As the kernel granted it (Linux doubles the request, caps it without privilege).
         context["rcvbuf"] = granted if granted is not None else sock.get_recv_buffer()
-        capped = _hotloops.recv_buffer_cap(options.rcvbuf or _hotloops.DEFAULT_RCVBUF,
+        capped = _loop_socket.recv_buffer_cap(options.rcvbuf or _loop_socket.DEFAULT_RCVBUF,
                                            context["rcvbuf"])
         if capped is not None:
             context["rmem_max"] = capped

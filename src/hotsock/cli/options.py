@@ -13,7 +13,8 @@ from .. import _hotloops
 from .._features import MAX_BATCH
 from .._capture import FORMATS
 from .._stats import LoopKind
-from .._hotloops import DEFAULT_RCVBUF, MAX_DATAGRAM, MAX_SNAPLEN, MIN_SNAPLEN, SEQUENCE_HEADER
+from .._loop_socket import DEFAULT_RCVBUF
+from .._hotloops import MAX_DATAGRAM, MAX_SNAPLEN, MIN_SNAPLEN, SEQUENCE_HEADER
 
 __all__ = [
     "LoopKind", "RECEIVERS", "FORMATS", "MAX_BATCH", "MAX_DATAGRAM",

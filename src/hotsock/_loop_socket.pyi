@@ -1,0 +1,9 @@
+import socket as _stdlib
+from typing import Optional, Union
+
+DEFAULT_RCVBUF: int
+SO_MEMINFO: Optional[int]
+
+def kernel_drops(sock: Union[_stdlib.socket, int]) -> Optional[int]: ...
+def raise_recv_buffer(sock: _stdlib.socket, size: int) -> Optional[int]: ...
+def recv_buffer_cap(requested: int, granted: int) -> Optional[int]: ...
