@@ -31,6 +31,7 @@ EXPECTED_EXAMPLES = {
     "multicast_chat.py", "broadcast_sender.py", "broadcast_receiver.py",
     "nonblocking_client.py", "out_of_band.py", "connected_udp_icmp.py",
     "flow_control.py", "linger_vs_shutdown.py",
+    "asyncio_echo_server.py", "asyncio_relay.py",
 }
 
 RUN_TIMEOUT = 20.0       # the most any single example run may take here
@@ -430,3 +431,44 @@ def test_linger_vs_shutdown():
     assert "peer observed: read 262144 of 262144 bytes, then EOF" in half
     assert "'server got 262144 bytes, then EOF', then EOF" in half
     assert "graceful half-close" in half
+
+
+@pytest.mark.parametrize("mode", [[], ["--classic"], ["--uvloop"]],
+                         ids=["batch", "classic", "batch-uvloop"])
+def test_asyncio_echo_server(background, mode):
+    if "--uvloop" in mode:
+        pytest.importorskip("uvloop")
+    server = background("asyncio_echo_server.py", "--port", 0, "--count", 3,
+                        "--idle-timeout", 10, *mode)
+    port = server.port()
+    status, output = run("udp_echo_client.py", "--port", port, "--count", 3,
+                         "--message", "hi there", "--timeout", 2)
+    assert status == 0, output
+    for seq in (1, 2, 3):
+        assert f"#{seq}: reply '{seq} hi there' from 127.0.0.1 {port} in " in output
+    assert "replies: 3/3" in output
+    status, server_output = server.finish()
+    assert status == 0, server_output
+    assert server_output.count("hi there") == 3
+    assert "done: echoed 3 datagrams" in server_output
+
+
+def test_asyncio_relay(background):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as source:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(5)
+        relay = background("asyncio_relay.py", "--port", 0, "--to",
+                           f"127.0.0.1:{sink.getsockname()[1]}", "--count", 4,
+                           "--idle-timeout", 10)
+        port = int(relay.wait_line().split()[2])        # "relaying HOST PORT -> HOST PORT"
+        sent = [bytes([hop]) + word for hop, word in
+                enumerate([b"alpha", b"bravo", b"charlie", b"delta"])]
+        for payload in sent:
+            source.sendto(payload, ("127.0.0.1", port))
+        got = [sink.recv(100) for _ in sent]
+    # Rewritten in place: one more hop, upper case; in order, none lost.
+    assert got == [bytes([p[0] + 1]) + p[1:].upper() for p in sent]
+    status, output = relay.finish()
+    assert status == 0, output
+    assert "done: relayed 4 datagrams" in output

@@ -542,18 +542,20 @@ def _return_batch(RecvBatch batch not None):
 
 # --- datagrams one by one, for a classic protocol -----------------------------
 
-def _deliver(RecvBatch batch not None, callback, transport, on_error):
-    """``callback(bytes, address)`` for each datagram of the last receive, as
-    asyncio's ``datagram_received`` takes them, until ``transport._closing``
-    (a protocol that closed its transport gets no more).  An exception from
-    the callback goes to ``on_error(exc)`` and the next datagram is delivered
-    all the same (each was its own callback in asyncio; none may be lost
-    with another's error).  Returns how many were delivered.  (Compiled: no
-    memoryview per datagram on the way.)"""
+def _deliver(RecvBatch batch not None, Py_ssize_t start, callback, transport, on_error):
+    """``callback(bytes, address)`` for datagrams *start*.. of the last
+    receive, as asyncio's ``datagram_received`` takes them, while the
+    transport reads (``transport._closing`` and ``_paused`` false: a
+    protocol that paused or closed its transport gets no more for now).  An
+    exception from the callback goes to ``on_error(exc)`` and the next
+    datagram is delivered all the same (each was its own callback in
+    asyncio; none may be lost with another's error).  Returns the index of
+    the first datagram not delivered (``len(batch)`` when all were).
+    (Compiled: no memoryview per datagram on the way.)"""
     cdef BatchSlots *s = &batch.slots
     cdef Py_ssize_t i, slot, n = batch._received
-    for i in range(n):
-        if transport._closing:
+    for i in range(start, n):
+        if transport._closing or transport._paused:
             return i
         slot = entry_slot(s, i)
         data = PyBytes_FromStringAndSize(entry_data(s, i), entry_length(s, i))

@@ -68,6 +68,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._conn_lost = 0
         self._closing = False
         self._paused = False
+        self._undelivered = None                # first datagram of the batch not yet delivered
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = self._high_water // 4
@@ -105,7 +106,27 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._start_reading()
+        if self._undelivered is not None:
+            # Datagrams of the last batch the protocol paused before: first.
+            self._loop.call_soon(self._deliver_rest)
+        else:
+            self._start_reading()
+
+    def _deliver_rest(self):
+        start, self._undelivered = self._undelivered, None
+        if start is None or self._closing:
+            return
+        self._deliver_from(start)
+        if self._undelivered is None:
+            self._start_reading()
+
+    def _deliver_from(self, start):
+        """Datagrams *start*.. of the batch to a classic protocol; those it did
+        not take (it paused reading) are kept for resume_reading()."""
+        end = _recv._deliver(self._batch, start, self._protocol.datagram_received, self,
+                             self._callback_failed)
+        if end < len(self._batch) and self._paused and not self._closing:
+            self._undelivered = end
 
     def _start_reading(self):
         if not self.is_reading():
@@ -136,8 +157,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             if self._batches:
                 self._protocol.datagrams_received(batch)
             else:
-                _recv._deliver(batch, self._protocol.datagram_received, self,
-                               self._callback_failed)
+                self._deliver_from(0)
             if n < batch.count:
                 return          # the queue is empty: no EAGAIN syscall to learn it
 

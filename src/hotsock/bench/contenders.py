@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .. import _hotloops, _reference
+from .. import asyncio as hotsock_asyncio
 from .._recv import RecvBatch
 from .rigs import BATCH, GRO_BUFFER, GRO_BUFFERS, RECV_SIZE, QueueShort
 
-PARTS = ("recv", "send", "capture", "echo", "gso", "gro")
+PARTS = ("recv", "send", "capture", "echo", "asyncio", "gso", "gro")
 SEND_BATCH_GSO = 1024   # datagrams per send_batch call in the gso part
 GSO_SCALE = 4           # chunks per turn for the segmented senders (see their entries)
 # The hot loops wait with poll() (SO_RCVTIMEO does not stop them): a duration
@@ -127,8 +128,9 @@ def _stdlib_echo(rig):
     return run
 
 
-class _EchoProtocol(asyncio.DatagramProtocol):
-    """Echo each datagram; resolve ``done`` after ``want`` of them."""
+class _Counted:
+    """What the event-loop contenders' protocols share: ``done`` resolves
+    once ``want`` datagrams were handled."""
     want = count = 0
     done = None
     transport = None
@@ -136,29 +138,65 @@ class _EchoProtocol(asyncio.DatagramProtocol):
     def connection_made(self, transport):
         self.transport = transport
 
-    def datagram_received(self, data, addr):
-        self.transport.sendto(data, addr)
-        self.count += 1
-        if self.count == self.want:
+    def error_received(self, exc):
+        pass
+
+    def connection_lost(self, exc):
+        pass
+
+    def handled(self, k):
+        self.count += k
+        if self.count >= self.want and not self.done.done():
             self.done.set_result(None)
 
 
-class _UvloopEcho:
-    """uvloop's datagram endpoint on (a duplicate of) the server socket, set
-    up once; each call runs the loop until the protocol has echoed *n*."""
+class _Drain(_Counted, asyncio.DatagramProtocol):
+    """A classic protocol: a ``bytes`` and an address per datagram."""
 
-    def __init__(self, uvloop, sock):
-        self.loop = uvloop.new_event_loop()
-        # uvloop owns (and closes) the socket object it is given; it also
-        # makes the descriptor non-blocking -- shared with the other
-        # contenders' descriptors, which find their queue filled anyway.
+    def datagram_received(self, data, addr):
+        self.handled(1)
+
+
+class _BatchDrain(_Counted):
+    """hotsock's batch protocol: the whole RecvBatch per call."""
+
+    def datagrams_received(self, batch):
+        self.handled(len(batch))
+
+
+class _EchoProtocol(_Counted, asyncio.DatagramProtocol):
+    """Echo each datagram back to its sender."""
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+        self.handled(1)
+
+
+class _BatchEcho(_Counted):
+    """Echo each batch back with one send_batch per sender run."""
+
+    def datagrams_received(self, batch):
+        n = len(batch)
+        self.transport.send_batch([batch[i] for i in range(n)],
+                                  addresses=[batch.address(i) for i in range(n)])
+        self.handled(n)
+
+
+class _Endpoint:
+    """A datagram endpoint on (a duplicate of) *sock* in an event loop of its
+    own, set up once; each call runs the loop until the protocol has handled
+    *n* datagrams.  The endpoint owns (and closes) its socket object and
+    makes the descriptor non-blocking -- shared with the other contenders'
+    descriptors, which find their queue filled anyway."""
+
+    def __init__(self, loop, create, protocol, sock):
+        self.loop = loop
         dup = _stdlib.socket(fileno=os.dup(sock.fileno()))
         try:
-            self.transport, self.protocol = self.loop.run_until_complete(
-                self.loop.create_datagram_endpoint(_EchoProtocol, sock=dup))
+            self.transport, self.protocol = loop.run_until_complete(create(loop, protocol, dup))
         except BaseException:
             dup.close()
-            self.loop.close()
+            loop.close()
             raise
 
     def __call__(self, n):
@@ -173,12 +211,31 @@ class _UvloopEcho:
         self.loop.close()
 
 
-def _uvloop_echo(rig):
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return rig.own(_UvloopEcho(uvloop, rig.rx))
+def _asyncio_endpoint(loop, protocol, sock):
+    return loop.create_datagram_endpoint(protocol, sock=sock)
+
+
+def _hotsock_endpoint(loop, protocol, sock):
+    return hotsock_asyncio.create_datagram_endpoint(protocol, sock=sock, batch=BATCH,
+                                                    size=RECV_SIZE)
+
+
+def _endpoint(which, protocol, event_loop="asyncio"):
+    """An entry's maker: *which* endpoint (asyncio's or hotsock's) with
+    *protocol*, in asyncio's default loop or uvloop's."""
+    create = _hotsock_endpoint if which == "hotsock" else _asyncio_endpoint
+
+    def make(rig):
+        if event_loop == "uvloop":
+            try:
+                import uvloop  # type: ignore[import-not-found]
+            except ImportError:
+                return None
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        return rig.own(_Endpoint(loop, create, protocol, rig.rx))
+    return make
 
 
 def _blast(sequence):
@@ -242,7 +299,20 @@ CONTENDERS = (
     Entry("echo", "stdlib echo loop", _stdlib_echo),
     Entry("echo", "C echo loop",
           lambda rig: lambda n: _reference.echo_loop(rig.rx, n, BATCH, RECV_SIZE)),
-    Entry("echo", "uvloop echo", _uvloop_echo),
+    Entry("echo", "uvloop echo", _endpoint("asyncio", _EchoProtocol, "uvloop")),
+    Entry("echo", "hotsock endpoint echo", _endpoint("hotsock", _BatchEcho)),
+    Entry("echo", "hotsock endpoint echo uvloop", _endpoint("hotsock", _BatchEcho, "uvloop")),
+
+    # Datagram endpoints in an event loop, draining the queue filled beforehand.
+    Entry("asyncio", "asyncio endpoint", _endpoint("asyncio", _Drain)),
+    Entry("asyncio", "uvloop endpoint", _endpoint("asyncio", _Drain, "uvloop")),
+    Entry("asyncio", "hotsock endpoint", _endpoint("hotsock", _Drain)),
+    Entry("asyncio", "hotsock endpoint batch", _endpoint("hotsock", _BatchDrain)),
+    Entry("asyncio", "hotsock endpoint uvloop", _endpoint("hotsock", _Drain, "uvloop")),
+    Entry("asyncio", "hotsock endpoint batch uvloop",
+          _endpoint("hotsock", _BatchDrain, "uvloop")),
+    Entry("asyncio", "C recvmmsg loop",
+          lambda rig: lambda n: _reference.recvmmsg_loop(rig.rx, n, BATCH, RECV_SIZE)),
 
     # The segmented senders send GSO_SCALE chunks a turn: at ~20 M/s a chunk
     # takes 3 ms, where one call's fixed cost (signal handlers, arrays:
@@ -300,6 +370,10 @@ TARGETS = [
     ("echo", "hotsock echo", "C echo loop", 0.9),
     ("echo", "hotsock echo", "stdlib echo loop", 1.5),
     ("echo", "hotsock echo", "uvloop echo", 1.0),      # faster than uvloop
+    ("echo", "hotsock endpoint echo", "C echo loop", 0.8),
+    ("asyncio", "hotsock endpoint batch", "C recvmmsg loop", 0.8),
+    ("asyncio", "hotsock endpoint", "asyncio endpoint", 3),
+    ("asyncio", "hotsock endpoint", "uvloop endpoint", 1.3),
     ("gso", "hotsock blast gso", "C GSO send loop", 0.9),
     ("gso", "hotsock blast gso", "stdlib sendto", 30),
     ("gso", "hotsock send_batch gso", "stdlib sendto", 30),

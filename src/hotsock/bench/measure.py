@@ -126,6 +126,25 @@ class Echoed(Drill):
             raise QueueShort(f"{name}: {echoed} of {n} datagrams echoed, {left} left unread")
 
 
+class Filled(Drill):
+    """The event-loop part: before each turn the receiver's queue is filled
+    with the turn's datagrams (an endpoint reads what is there, not a share
+    of it); after it the queue must be empty."""
+
+    dry_is_short = True
+
+    def start(self, entries):
+        self.rig.drain()
+
+    def before_turn(self, n):
+        self.rig.fill(n)
+
+    def after_turn(self, name, n):
+        left = self.rig.drain()
+        if left:
+            raise QueueShort(f"{name}: {left} of {n} datagrams left unread")
+
+
 def _rotate(names, r):
     k = r % len(names)
     return names[k:] + names[:k]
@@ -203,6 +222,15 @@ def _run_echo(size, chunk, rounds):
         rig.close()
 
 
+def _run_asyncio(size, chunk, rounds):
+    rig = Rig(size)
+    try:
+        chunk = rig.fitting_chunk(chunk, 1)
+        return result(Filled(rig), contenders("asyncio", rig), chunk, rounds)
+    finally:
+        rig.close()
+
+
 def _run_gso(size, chunk, rounds):
     rig = OffloadRig(size)
     try:
@@ -259,11 +287,13 @@ def run(size=SIZE, chunk=CHUNK, rounds=ROUNDS, parts=PARTS, loop_chunk=LOOP_CHUN
         finally:
             rig.close()
     # Each hot loop on sockets of its own: capture turns on timestamps,
-    # uvloop makes the echo socket non-blocking.
+    # the event loops make their sockets non-blocking.
     if "capture" in parts:
         results["capture"] = _run_capture(size, loop_chunk, rounds)
     if "echo" in parts:
         results["echo"] = _run_echo(size, loop_chunk, rounds)
+    if "asyncio" in parts:
+        results["asyncio"] = _run_asyncio(size, loop_chunk, rounds)
     for part, runner in (("gso", _run_gso), ("gro", _run_gro)):
         if part in parts:
             why = offload_unavailable(part, size)

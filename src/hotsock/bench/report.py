@@ -12,8 +12,14 @@ TABLES = {
                 "work in plain C; 1-datagram calls write to /dev/null (a new file costs ~40 us, in C "
                 "too)", ("C recvmmsg loop", "C capture loop")),
     "echo": ("echo: each contender echoes a chunk queued on the server socket back to "
-             "the client (hotsock.echo(sock, count=chunk))",
+             "the client (hotsock.echo(sock, count=chunk); the endpoints: a protocol in an event "
+             "loop, hotsock's answering each batch with one send_batch)",
              ("stdlib echo loop", "C echo loop")),
+    "asyncio": ("asyncio: datagram endpoints, each in an event loop of its own, draining a "
+                "chunk queued before its turn: asyncio's and uvloop's with a classic "
+                "DatagramProtocol (a bytes object per datagram), hotsock.asyncio's with the same "
+                "protocol and with the batch protocol (datagrams_received)",
+                ("asyncio endpoint", "C recvmmsg loop")),
     "gso": (f"gso: each contender sends segmented sends of {SEGMENTS} datagrams (UDP_SEGMENT) -- "
             "the stdlib one by one -- to a receiver emptied after each turn; the segmented "
             f"senders send {GSO_SCALE} chunks a turn, the stdlib one (rates are datagrams/s)",
