@@ -523,132 +523,96 @@ cdef enum Kind:
 cdef dict _KINDS = {"flag": FLAG, "number": NUMBER, "buffer": BUFFER, "read-only": READ_ONLY}
 
 
-cdef struct Variant:
-    int level
-    int name            # < 0: this system has no such option (compat.h)
-    bint one_byte       # the BSDs insist on one byte for IP_MULTICAST_TTL/LOOP; Linux takes it too
-
-
 # One row: *level*, *option* and *constant* (its name, for messages and
 # tests) are what a socket sets, except that AF_INET6 sockets set *v6* =
-# (level, option, constant) where given.  *what* names the value in error
-# messages ("TTL must be between 0 and 255, not 256").  *doc* is the setter's
-# docstring as a def would have it; *get_doc* the getter's where it says more
-# than "get_<name>() -> int"; a flag without *doc* is documented from *what*.
+# (level, option, constant) where given.  An option < 0 is one this system
+# lacks (compat.h).  *one_byte*: the IPv4 value is one byte (the BSDs insist
+# on it for IP_MULTICAST_TTL/LOOP; Linux takes it too).  *what* names the
+# value in error messages ("TTL must be between 0 and 255, not 256").  *doc*
+# is the setter's docstring as a def would have it; *get_doc* the getter's
+# where it says more than "get_<name>() -> int"; a flag without *doc* is
+# documented from *what*.
 @cython.final
 cdef class Option:
-    cdef readonly str name, kind, constant, constant6, param, what, doc, get_doc
+    cdef readonly str name, kind, param, what, doc, get_doc
+    cdef readonly int level, option, level6, option6
+    cdef readonly str constant, constant6
+    cdef readonly bint one_byte
     cdef readonly long low, high
     cdef readonly int force             # BUFFER: the option past the system's cap, -1: none
     cdef Kind c_kind
-    cdef Variant v4                     # every family but AF_INET6
-    cdef Variant v6
 
     def __init__(self, str name, str kind, int level, int option, str constant, *,
                  tuple v6=None, bint one_byte=False, str param="on", str what=None,
                  long low=0, long high=0, int force=-1, str doc=None, str get_doc=None):
-        self.name = name
-        self.kind = kind
-        self.c_kind = _KINDS[kind]
-        self.v4.level = level
-        self.v4.name = option
-        self.v4.one_byte = one_byte
-        self.v6 = self.v4
-        self.constant = self.constant6 = constant
-        if v6 is not None:
-            self.v6.level, self.v6.name, self.constant6 = v6
-            self.v6.one_byte = False
-        self.param = param
-        self.what = what
-        self.low = low
-        self.high = high
-        self.force = force
-        self.doc = doc
-        self.get_doc = get_doc
+        self.name, self.kind, self.c_kind, self.param = name, kind, _KINDS[kind], param
+        self.level, self.option, self.constant, self.one_byte = level, option, constant, one_byte
+        self.level6, self.option6, self.constant6 = v6 or (level, option, constant)
+        self.what, self.low, self.high, self.force = what, low, high, force
+        self.doc, self.get_doc = doc, get_doc
 
     def __repr__(self):
         return f"Option({self.name!r})"
 
-    @property
-    def level(self):
-        return self.v4.level
-
-    @property
-    def option(self):
-        return self.v4.name
-
-    @property
-    def one_byte(self):
-        return self.v4.one_byte
-
-    @property
-    def level6(self):
-        return self.v6.level
-
-    @property
-    def option6(self):
-        return self.v6.name
-
-    cdef inline Variant *_variant(self, object sock, int *fd) except NULL:
+    cdef inline int _resolve(self, object sock, int *fd, int *level, int *name) except -1:
+        # The descriptor and the (level, option) for this socket's family;
+        # returns whether the value is one byte.
         cdef SockInfo info
         get_sock_info(sock, &info)
         fd[0] = info.fd
         if info.family == AF_INET6:
-            if self.v6.name < 0:
-                raise OSError(ENOPROTOOPT, f"{self.constant6} is not available on this system")
-            return &self.v6
-        if self.v4.name < 0:
-            raise OSError(ENOPROTOOPT, f"{self.constant} is not available on this system")
-        return &self.v4
+            level[0], name[0] = self.level6, self.option6
+        else:
+            level[0], name[0] = self.level, self.option
+        if name[0] < 0:
+            raise OSError(ENOPROTOOPT, f"{self.constant6 if info.family == AF_INET6 else self.constant}"
+                                       " is not available on this system")
+        return self.one_byte and info.family != AF_INET6
 
     cdef object set(self, object sock, object value):
-        cdef int fd
+        cdef int fd, level, name
         cdef int c_value
         cdef unsigned char c_byte
-        cdef Variant *variant
         if self.c_kind == FLAG:
             c_value = 1 if value else 0
         else:
             _check_range(self.what, value, self.low, self.high)
             c_value = value
-        variant = self._variant(sock, &fd)
-        if variant.one_byte:
+        if self._resolve(sock, &fd, &level, &name):
             c_byte = <unsigned char>c_value
-            _put(fd, variant.level, variant.name, &c_byte, sizeof(c_byte))
+            _put(fd, level, name, &c_byte, sizeof(c_byte))
         else:
-            _put(fd, variant.level, variant.name, &c_value, sizeof(c_value))
+            _put(fd, level, name, &c_value, sizeof(c_value))
 
     cdef object set_buffer(self, object sock, object size, object force):
-        cdef int fd
+        cdef int fd, level, name
         cdef int c_size
-        cdef Variant *variant
         _check_range(self.what, size, self.low, self.high)
         c_size = size
         if force and self.force >= 0:
-            variant = self._variant(sock, &fd)
+            self._resolve(sock, &fd, &level, &name)
             try:
-                _put(fd, variant.level, self.force, &c_size, sizeof(c_size))
+                _put(fd, level, self.force, &c_size, sizeof(c_size))
             except PermissionError:
                 pass        # not CAP_NET_ADMIN: the ordinary, capped request below
             else:
                 return self.get(sock)
-        variant = self._variant(sock, &fd)
-        _put(fd, variant.level, variant.name, &c_size, sizeof(c_size))
+        self._resolve(sock, &fd, &level, &name)
+        _put(fd, level, name, &c_size, sizeof(c_size))
         return self.get(sock)
 
     cdef object get(self, object sock):
-        cdef int fd
+        cdef int fd, level, name
         cdef int c_value = 0
         cdef unsigned char c_byte = 0
         cdef socklen_t size
-        cdef Variant *variant = self._variant(sock, &fd)
-        if variant.one_byte:
+        if self._resolve(sock, &fd, &level, &name):
             size = sizeof(c_byte)
-            _take(fd, variant.level, variant.name, &c_byte, &size)
+            _take(fd, level, name, &c_byte, &size)
             c_value = c_byte
         else:
             size = sizeof(c_value)
-            _take(fd, variant.level, variant.name, &c_value, &size)
+            _take(fd, level, name, &c_value, &size)
         if self.c_kind == FLAG:
             return c_value != 0
         return c_value
