@@ -9,6 +9,7 @@ import time
 import pytest
 
 import hotsock
+from hotsock._options import OPTIONS, OPTION_METHODS
 
 GROUP = "239.255.77.1"
 GROUP6 = "ff02::1:7701"     # link-local scope: stays on the interface
@@ -207,6 +208,116 @@ def test_type_and_error(s, tcp):
         time.sleep(0.01)
     assert error == errno.ECONNREFUSED
     assert s.get_error() == 0                # reading cleared it
+
+
+# --- every row of the options table, generically ---------------------------------------
+
+# One test row per row of hotsock._options.OPTIONS: the socket type it is
+# tried on, the values set (None for a flag: True, False, True; for a
+# read-only row: none), and whether the kernel keeps a value as given (it
+# doubles buffer sizes and keeps its own MSS before connecting).
+TABLE_ROWS = {
+    "multicast_ttl": (socket.SOCK_DGRAM, [0, 1, 32, 255], True),
+    "multicast_loop": (socket.SOCK_DGRAM, None, True),
+    "recv_buffer": (socket.SOCK_DGRAM, [4096, 65536], False),
+    "send_buffer": (socket.SOCK_DGRAM, [4096, 65536], False),
+    "reuse_address": (socket.SOCK_DGRAM, None, True),
+    "reuse_port": (socket.SOCK_DGRAM, None, True),
+    "broadcast": (socket.SOCK_DGRAM, None, True),
+    "oobinline": (socket.SOCK_STREAM, None, True),
+    "dontroute": (socket.SOCK_DGRAM, None, True),
+    "nodelay": (socket.SOCK_STREAM, None, True),
+    "maxseg": (socket.SOCK_STREAM, [536, 1000], False),
+    "ttl": (socket.SOCK_DGRAM, [1, 17, 255], True),
+    "tos": (socket.SOCK_DGRAM, [0, 0x28, 0xB8], True),
+    "type": (socket.SOCK_DGRAM, None, True),
+    "error": (socket.SOCK_DGRAM, None, True),
+}
+
+
+def _families(row):
+    """AF_INET, and AF_INET6 where IPv6 names its own option or any family takes it."""
+    yield socket.AF_INET
+    if socket.has_ipv6 and (row.constant6 != row.constant
+                            or row.level in (socket.SOL_SOCKET, socket.IPPROTO_TCP)):
+        yield socket.AF_INET6
+
+
+def test_every_table_row_has_a_test_row():
+    assert sorted(TABLE_ROWS) == sorted(row.name for row in OPTIONS)
+
+
+@pytest.mark.parametrize("row", OPTIONS, ids=lambda row: row.name)
+def test_table_row_is_the_stdlib_constant_and_installed(row):
+    for constant, option in ((row.constant, row.option), (row.constant6, row.option6)):
+        if hasattr(socket, constant):
+            assert getattr(socket, constant) == option, constant
+    names = [f"get_{row.name}"] if row.kind == "read-only" else [f"set_{row.name}",
+                                                                 f"get_{row.name}"]
+    assert hasattr(hotsock.socket, f"set_{row.name}") is (row.kind != "read-only")
+    for name in names:
+        assert name in OPTION_METHODS
+        method = getattr(hotsock.socket, name)
+        assert method is getattr(hotsock._options, name)
+        assert method.__name__ == name and method.__doc__.strip()
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6],
+                         ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("row", OPTIONS, ids=lambda row: row.name)
+def test_table_row_against_raw_getsockopt(row, family):
+    if family not in _families(row):
+        pytest.skip(f"{row.name} is not an IPv6 option")
+    kind, values, kept = TABLE_ROWS[row.name]
+    level, name = ((row.level6, row.option6) if family == socket.AF_INET6
+                   else (row.level, row.option))
+    with hotsock.socket(family, kind) as sock:
+        get = getattr(sock, f"get_{row.name}")
+        if row.kind == "read-only":
+            assert get() == raw_int(sock, level, name)
+            return
+        set_ = getattr(sock, f"set_{row.name}")
+        if row.kind == "flag":
+            for on in (True, False, True):
+                assert set_(on) is None
+                assert get() is on
+                assert bool(raw_int(sock, level, name)) is on
+            return
+        for value in values:
+            result = set_(value)
+            assert get() == raw_int(sock, level, name)
+            if row.kind == "buffer":
+                assert result == get() >= value         # the size granted
+            else:
+                assert result is None
+            if kept:
+                assert get() == value
+
+
+@pytest.mark.parametrize("row", [row for row in OPTIONS if row.kind in ("number", "buffer")],
+                         ids=lambda row: row.name)
+def test_table_row_bounds(s, row):
+    set_ = getattr(s, f"set_{row.name}")
+    for value in (row.low - 1, row.high + 1, 2 ** 64, -2 ** 64):
+        with pytest.raises(ValueError, match=f"^{row.what} must be between {row.low} and "
+                                             f"{row.high}, not {value}$"):
+            set_(value)
+    with pytest.raises(TypeError, match=f"^{row.what} must be an integer, not str$"):
+        set_("1")
+    with pytest.raises(TypeError, match=f"^{row.what} must be an integer, not float$"):
+        set_(1.0)
+
+
+def test_int_subclasses_are_compared_as_python_compares_them(s):
+    class Hops(int):
+        pass
+
+    s.set_ttl(True)                         # bool is an int: 1
+    assert s.get_ttl() == 1
+    s.set_multicast_ttl(Hops(7))
+    assert s.get_multicast_ttl() == 7
+    with pytest.raises(ValueError, match="^TTL must be between 0 and 255, not 256$"):
+        s.set_multicast_ttl(Hops(256))
 
 
 # --- refused before the syscall ----------------------------------------------------------

@@ -7,6 +7,13 @@ before any syscall; what the kernel refuses comes back as ``OSError`` from
 errno, as with ``setsockopt`` (joining a group twice: ``EADDRINUSE``;
 leaving a group never joined: ``EADDRNOTAVAIL``).
 
+Options of one shape -- a flag, a bounded int, a buffer size, per family
+where IPv6 names its own -- are rows of ``OPTIONS`` at the end, served by
+one generic getter and setter (``Option.get``/``Option.set``); each row
+becomes real methods ``set_<name>``/``get_<name>``.  The options that take a
+struct (or several options at once) are written by hand and marked
+``@_method``.  ``OPTION_METHODS`` is derived from both.
+
 IPv4 joins use ``ip_mreq`` (interface by address), ``ip_mreqn`` (by index,
 Linux) and ``ip_mreq_source`` (source-specific); IPv6 joins ``ipv6_mreq``
 and ``group_source_req``.  Where ``ip_mreqn`` is missing (macOS, BSD), an
@@ -15,6 +22,8 @@ Structs are filled field by field, so their per-OS layouts (``ip_mreq_source``
 orders its fields differently on Linux and the BSDs) come from the system
 headers.
 """
+cimport cython
+from cpython.long cimport PyLong_AsLongAndOverflow
 from libc.string cimport memset
 
 from includes.socket cimport (
@@ -30,6 +39,17 @@ from hotsock._syscall cimport raise_errno
 from libc.errno cimport errno, ENOPROTOOPT, ENODEV
 
 import os
+from inspect import cleandoc
+
+
+# Names of the hand-written methods, in the order they are defined.
+cdef list _hand_written = []
+
+
+def _method(function):
+    """Mark a hand-written function as a method of ``hotsock.socket``."""
+    _hand_written.append(function.__name__)
+    return function
 
 
 # --- raw get/set ---------------------------------------------------------------
@@ -40,17 +60,26 @@ cdef int _fd(object sock) except? -1:   # -1 is also a closed socket's fd
     return info.fd
 
 
+cdef int _put(int fd, int level, int name, const void *value, socklen_t size) except -1:
+    if setsockopt(fd, level, name, value, size) < 0:
+        raise_errno(errno)
+    return 0
+
+
+cdef int _take(int fd, int level, int name, void *value, socklen_t *size) except -1:
+    if getsockopt(fd, level, name, value, size) < 0:
+        raise_errno(errno)
+    return 0
+
+
 # The setters return None (through these helpers), as setsockopt() does.
 
 cdef object _set(object sock, int level, int name, const void *value, socklen_t size):
-    if setsockopt(_fd(sock), level, name, value, size) < 0:
-        raise_errno(errno)
+    _put(_fd(sock), level, name, value, size)
 
 
 cdef int _get(object sock, int level, int name, void *value, socklen_t *size) except -1:
-    if getsockopt(_fd(sock), level, name, value, size) < 0:
-        raise_errno(errno)
-    return 0
+    return _take(_fd(sock), level, name, value, size)
 
 
 cdef object _set_int(object sock, int level, int name, int value):
@@ -64,18 +93,6 @@ cdef int _get_int(object sock, int level, int name) except? -1:
     return value
 
 
-cdef object _set_byte(object sock, int level, int name, unsigned char value):
-    # The BSDs insist on one byte for IP_MULTICAST_TTL/LOOP; Linux takes it too.
-    return _set(sock, level, name, &value, sizeof(value))
-
-
-cdef int _get_byte(object sock, int level, int name) except -1:
-    cdef unsigned char value = 0
-    cdef socklen_t size = sizeof(value)
-    _get(sock, level, name, &value, &size)
-    return value
-
-
 cdef bint _is_ipv6(object sock) except -1:
     cdef SockInfo info
     get_sock_info(sock, &info)
@@ -83,7 +100,14 @@ cdef bint _is_ipv6(object sock) except -1:
 
 
 cdef int _check_range(str what, object value, long low, long high) except -1:
-    if not isinstance(value, int):
+    cdef int overflow = 0
+    cdef long c_value
+    if type(value) is int:
+        # Compared in C; an int subclass (bool, IntEnum, ...) as Python compares it.
+        c_value = PyLong_AsLongAndOverflow(value, &overflow)
+        if not overflow and low <= c_value <= high:
+            return 0
+    elif not isinstance(value, int):
         raise TypeError(f"{what} must be an integer, not {type(value).__name__}")
     if not low <= value <= high:
         raise ValueError(f"{what} must be between {low} and {high}, not {value}")
@@ -241,6 +265,7 @@ cdef object _membership(object sock, object group, object interface, object sour
                 &gr, sizeof(gr))
 
 
+@_method
 def join_group(sock, group, interface=None, source=None):
     """join_group(group, interface=None, source=None)
 
@@ -254,6 +279,7 @@ def join_group(sock, group, interface=None, source=None):
     return _membership(sock, group, interface, source, True)
 
 
+@_method
 def leave_group(sock, group, interface=None, source=None):
     """leave_group(group, interface=None, source=None)
 
@@ -299,6 +325,7 @@ cdef object _source_filter(object sock, object group, object source, object inte
                 &mreq_source, sizeof(mreq_source))
 
 
+@_method
 def block_source(sock, group, source, interface=None):
     """block_source(group, source, interface=None)
 
@@ -308,6 +335,7 @@ def block_source(sock, group, source, interface=None):
     return _source_filter(sock, group, source, interface, True)
 
 
+@_method
 def unblock_source(sock, group, source, interface=None):
     """unblock_source(group, source, interface=None)
 
@@ -317,45 +345,9 @@ def unblock_source(sock, group, source, interface=None):
 
 
 # --- multicast sending -----------------------------------------------------------------
+# (TTL and loop: rows of OPTIONS below.)
 
-def set_multicast_ttl(sock, ttl):
-    """set_multicast_ttl(ttl)
-
-    Hop limit of outgoing multicast (IP_MULTICAST_TTL; IPV6_MULTICAST_HOPS on
-    IPv6 sockets): 0 keeps datagrams on this host, 1 (the default) on the link.
-    ``ValueError`` outside 0..255.
-    """
-    _check_range("TTL", ttl, 0, 255)
-    if _is_ipv6(sock):
-        return _set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, ttl)
-    return _set_byte(sock, IPPROTO_IP, IP_MULTICAST_TTL, ttl)
-
-
-def get_multicast_ttl(sock):
-    """get_multicast_ttl() -> int"""
-    if _is_ipv6(sock):
-        return _get_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_HOPS)
-    return _get_byte(sock, IPPROTO_IP, IP_MULTICAST_TTL)
-
-
-def set_multicast_loop(sock, on):
-    """set_multicast_loop(on)
-
-    Whether this host's own multicast is delivered to its own sockets
-    (IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP; on by default).
-    """
-    if _is_ipv6(sock):
-        return _set_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1 if on else 0)
-    return _set_byte(sock, IPPROTO_IP, IP_MULTICAST_LOOP, 1 if on else 0)
-
-
-def get_multicast_loop(sock):
-    """get_multicast_loop() -> bool"""
-    if _is_ipv6(sock):
-        return bool(_get_int(sock, IPPROTO_IPV6, IPV6_MULTICAST_LOOP))
-    return bool(_get_byte(sock, IPPROTO_IP, IP_MULTICAST_LOOP))
-
-
+@_method
 def set_multicast_interface(sock, interface):
     """set_multicast_interface(interface)
 
@@ -382,6 +374,7 @@ def set_multicast_interface(sock, interface):
     return _set(sock, IPPROTO_IP, IP_MULTICAST_IF, &mreqn, sizeof(mreqn))
 
 
+@_method
 def get_multicast_interface(sock):
     """get_multicast_interface() -> str | int
 
@@ -402,6 +395,7 @@ def get_multicast_interface(sock):
 
 # --- socket-level options ----------------------------------------------------------------
 
+@_method
 def set_linger(sock, on, seconds=0):
     """set_linger(on, seconds=0)
 
@@ -415,6 +409,7 @@ def set_linger(sock, on, seconds=0):
     return _set(sock, SOL_SOCKET, SO_LINGER, &value, sizeof(value))
 
 
+@_method
 def get_linger(sock):
     """get_linger() -> (on, seconds)"""
     cdef linger value
@@ -450,6 +445,7 @@ cdef object _get_timeval(object sock, int name):
     return value.tv_sec + value.tv_usec / 1e6
 
 
+@_method
 def set_recv_timeout(sock, seconds):
     """set_recv_timeout(seconds)
 
@@ -462,11 +458,13 @@ def set_recv_timeout(sock, seconds):
     return _set_timeval(sock, SO_RCVTIMEO, seconds)
 
 
+@_method
 def get_recv_timeout(sock):
     """get_recv_timeout() -> float | None"""
     return _get_timeval(sock, SO_RCVTIMEO)
 
 
+@_method
 def set_send_timeout(sock, seconds):
     """set_send_timeout(seconds)
 
@@ -475,11 +473,13 @@ def set_send_timeout(sock, seconds):
     return _set_timeval(sock, SO_SNDTIMEO, seconds)
 
 
+@_method
 def get_send_timeout(sock):
     """get_send_timeout() -> float | None"""
     return _get_timeval(sock, SO_SNDTIMEO)
 
 
+@_method
 def set_keepalive(sock, on, idle=None, interval=None, count=None):
     """set_keepalive(on, idle=None, interval=None, count=None)
 
@@ -500,6 +500,7 @@ def set_keepalive(sock, on, idle=None, interval=None, count=None):
             _set_int(sock, IPPROTO_TCP, name, value)
 
 
+@_method
 def get_keepalive(sock):
     """get_keepalive() -> (on, idle, interval, count)"""
     values = [bool(_get_int(sock, SOL_SOCKET, SO_KEEPALIVE))]
@@ -508,164 +509,248 @@ def get_keepalive(sock):
     return tuple(values)
 
 
-cdef object _set_buffer(object sock, int name, int force_name, object size, bint force):
-    cdef int err
-    _check_range("buffer size", size, 1, 0x7fffffff)
-    if force and force_name >= 0:
-        try:
-            return _set_int(sock, SOL_SOCKET, force_name, size)
-        except PermissionError:
-            pass        # not CAP_NET_ADMIN: the ordinary, capped request below
-    return _set_int(sock, SOL_SOCKET, name, size)
+# --- options as data ---------------------------------------------------------------------
+# pyzmq's way (SocketOption entries carrying their type, one generic get/set):
+# an option of one of the shapes below is a row of OPTIONS, served by
+# Option.set/Option.get, and becomes real methods set_<name>/get_<name>.
+
+cdef enum Kind:
+    FLAG = 1        # set_<name>(on); get_<name>() -> bool
+    NUMBER = 2      # set_<name>(<param>), refused outside low..high; get_<name>() -> int
+    BUFFER = 3      # set_<name>(size, force=False) -> the size granted; get_<name>() -> int
+    READ_ONLY = 4   # get_<name>() -> int
+
+cdef dict _KINDS = {"flag": FLAG, "number": NUMBER, "buffer": BUFFER, "read-only": READ_ONLY}
 
 
-def set_recv_buffer(sock, size, force=False):
-    """set_recv_buffer(size, force=False) -> int
+# One row: *level*, *option* and *constant* (its name, for messages and
+# tests) are what a socket sets, except that AF_INET6 sockets set *v6* =
+# (level, option, constant) where given.  An option < 0 is one this system
+# lacks (compat.h).  *one_byte*: the IPv4 value is one byte (the BSDs insist
+# on it for IP_MULTICAST_TTL/LOOP; Linux takes it too).  *what* names the
+# value in error messages ("TTL must be between 0 and 255, not 256").  *doc*
+# is the setter's docstring as a def would have it; *get_doc* the getter's
+# where it says more than "get_<name>() -> int"; a flag without *doc* is
+# documented from *what*.
+@cython.final
+cdef class Option:
+    cdef readonly str name, kind, param, what, doc, get_doc
+    cdef readonly int level, option, level6, option6
+    cdef readonly str constant, constant6
+    cdef readonly bint one_byte
+    cdef readonly long low, high
+    cdef readonly int force             # BUFFER: the option past the system's cap, -1: none
+    cdef Kind c_kind
 
-    SO_RCVBUF.  With *force*, SO_RCVBUFFORCE first (Linux, needs
-    CAP_NET_ADMIN), which passes net.core.rmem_max; without the privilege the
-    ordinary request is made.  Returns the size the kernel granted, as
-    ``getsockopt`` reports it (Linux doubles the request for its bookkeeping).
-    """
-    _set_buffer(sock, SO_RCVBUF, SO_RCVBUFFORCE, size, force)
-    return _get_int(sock, SOL_SOCKET, SO_RCVBUF)
+    def __init__(self, str name, str kind, int level, int option, str constant, *,
+                 tuple v6=None, bint one_byte=False, str param="on", str what=None,
+                 long low=0, long high=0, int force=-1, str doc=None, str get_doc=None):
+        self.name, self.kind, self.c_kind, self.param = name, kind, _KINDS[kind], param
+        self.level, self.option, self.constant, self.one_byte = level, option, constant, one_byte
+        self.level6, self.option6, self.constant6 = v6 or (level, option, constant)
+        self.what, self.low, self.high, self.force = what, low, high, force
+        self.doc, self.get_doc = doc, get_doc
 
+    def __repr__(self):
+        return f"Option({self.name!r})"
 
-def get_recv_buffer(sock):
-    """get_recv_buffer() -> int"""
-    return _get_int(sock, SOL_SOCKET, SO_RCVBUF)
+    cdef inline int _resolve(self, object sock, int *fd, int *level, int *name) except -1:
+        # The descriptor and the (level, option) for this socket's family;
+        # returns whether the value is one byte.
+        cdef SockInfo info
+        get_sock_info(sock, &info)
+        fd[0] = info.fd
+        if info.family == AF_INET6:
+            level[0], name[0] = self.level6, self.option6
+        else:
+            level[0], name[0] = self.level, self.option
+        if name[0] < 0:
+            raise OSError(ENOPROTOOPT, f"{self.constant6 if info.family == AF_INET6 else self.constant}"
+                                       " is not available on this system")
+        return self.one_byte and info.family != AF_INET6
 
+    cpdef object set(self, object sock, object value):
+        cdef int fd, level, name
+        cdef int c_value
+        cdef unsigned char c_byte
+        if self.c_kind == FLAG:
+            c_value = 1 if value else 0
+        else:
+            _check_range(self.what, value, self.low, self.high)
+            c_value = value
+        if self._resolve(sock, &fd, &level, &name):
+            c_byte = <unsigned char>c_value
+            _put(fd, level, name, &c_byte, sizeof(c_byte))
+        else:
+            _put(fd, level, name, &c_value, sizeof(c_value))
 
-def set_send_buffer(sock, size, force=False):
-    """set_send_buffer(size, force=False) -> int
+    cpdef object set_buffer(self, object sock, object size, object force):
+        cdef int fd, level, name
+        cdef int c_size
+        _check_range(self.what, size, self.low, self.high)
+        c_size = size
+        if force and self.force >= 0:
+            self._resolve(sock, &fd, &level, &name)
+            try:
+                _put(fd, level, self.force, &c_size, sizeof(c_size))
+            except PermissionError:
+                pass        # not CAP_NET_ADMIN: the ordinary, capped request below
+            else:
+                return self.get(sock)
+        self._resolve(sock, &fd, &level, &name)
+        _put(fd, level, name, &c_size, sizeof(c_size))
+        return self.get(sock)
 
-    SO_SNDBUF, as :meth:`set_recv_buffer` (SO_SNDBUFFORCE with *force*).
-    """
-    _set_buffer(sock, SO_SNDBUF, SO_SNDBUFFORCE, size, force)
-    return _get_int(sock, SOL_SOCKET, SO_SNDBUF)
-
-
-def get_send_buffer(sock):
-    """get_send_buffer() -> int"""
-    return _get_int(sock, SOL_SOCKET, SO_SNDBUF)
-
-
-cdef object _flag_option(int level, int name, str doc):
-    def setter(sock, on):
-        return _set_int(sock, level, name, 1 if on else 0)
-
-    def getter(sock):
-        return bool(_get_int(sock, level, name))
-
-    setter.__doc__ = f"Set {doc} on or off."
-    getter.__doc__ = f"Whether {doc} is on."
-    return setter, getter
-
-
-set_reuse_address, get_reuse_address = _flag_option(
-    SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR (bind to an address in TIME_WAIT)")
-set_broadcast, get_broadcast = _flag_option(
-    SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST (permission to send to broadcast addresses)")
-set_oobinline, get_oobinline = _flag_option(
-    SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE (urgent data read in line)")
-set_dontroute, get_dontroute = _flag_option(
-    SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE (send to directly connected hosts only)")
-set_nodelay, get_nodelay = _flag_option(
-    IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY (no Nagle delay for small segments)")
-
-
-def set_reuse_port(sock, on):
-    """set_reuse_port(on)
-
-    SO_REUSEPORT: several sockets bind one port and the kernel spreads the
-    load.  ``OSError`` (ENOPROTOOPT) where the system lacks it.
-    """
-    if SO_REUSEPORT < 0:
-        raise OSError(ENOPROTOOPT, "SO_REUSEPORT is not available on this system")
-    return _set_int(sock, SOL_SOCKET, SO_REUSEPORT, 1 if on else 0)
-
-
-def get_reuse_port(sock):
-    """get_reuse_port() -> bool"""
-    if SO_REUSEPORT < 0:
-        raise OSError(ENOPROTOOPT, "SO_REUSEPORT is not available on this system")
-    return bool(_get_int(sock, SOL_SOCKET, SO_REUSEPORT))
-
-
-def set_maxseg(sock, size):
-    """set_maxseg(size)
-
-    TCP_MAXSEG: the largest segment this side sends (set before connecting).
-    """
-    _check_range("maximum segment size", size, 1, 0x7fffffff)
-    return _set_int(sock, IPPROTO_TCP, TCP_MAXSEG, size)
-
-
-def get_maxseg(sock):
-    """get_maxseg() -> int"""
-    return _get_int(sock, IPPROTO_TCP, TCP_MAXSEG)
-
-
-def set_ttl(sock, ttl):
-    """set_ttl(ttl)
-
-    Unicast hop limit: IP_TTL, or IPV6_UNICAST_HOPS on IPv6 sockets.
-    ``ValueError`` outside 1..255.
-    """
-    _check_range("TTL", ttl, 1, 255)
-    if _is_ipv6(sock):
-        return _set_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl)
-    return _set_int(sock, IPPROTO_IP, IP_TTL, ttl)
+    cpdef object get(self, object sock):
+        cdef int fd, level, name
+        cdef int c_value = 0
+        cdef unsigned char c_byte = 0
+        cdef socklen_t size
+        if self._resolve(sock, &fd, &level, &name):
+            size = sizeof(c_byte)
+            _take(fd, level, name, &c_byte, &size)
+            c_value = c_byte
+        else:
+            size = sizeof(c_value)
+            _take(fd, level, name, &c_value, &size)
+        if self.c_kind == FLAG:
+            return c_value != 0
+        return c_value
 
 
-def get_ttl(sock):
-    """get_ttl() -> int"""
-    if _is_ipv6(sock):
-        return _get_int(sock, IPPROTO_IPV6, IPV6_UNICAST_HOPS)
-    return _get_int(sock, IPPROTO_IP, IP_TTL)
+# The methods are plain Python functions written from the row: their
+# argument errors (a missing or extra argument) then name the method itself,
+# as CPython words them -- a compiled template would name the template.
+_GETTER = "def {name}(sock):\n    return option.get(sock)\n"
+_SETTER = "def {name}(sock, {params}):\n    return option.{call}(sock, {args})\n"
 
 
-def set_tos(sock, tos):
-    """set_tos(tos)
-
-    IP_TOS: the type-of-service / DSCP+ECN byte of outgoing IPv4 packets.
-    ``ValueError`` outside 0..255.
-    """
-    _check_range("TOS", tos, 0, 255)
-    return _set_int(sock, IPPROTO_IP, IP_TOS, tos)
-
-
-def get_tos(sock):
-    """get_tos() -> int"""
-    return _get_int(sock, IPPROTO_IP, IP_TOS)
+cdef object _function(str source, str name, Option option, str doc):
+    namespace = {"option": option}
+    exec(source, namespace)
+    function = namespace[name]
+    function.__doc__ = doc
+    function.__module__ = __name__
+    return function
 
 
-def get_type(sock):
-    """get_type() -> int: SO_TYPE, the socket's type as the kernel reports it."""
-    return _get_int(sock, SOL_SOCKET, SO_TYPE)
+cdef list _typed_methods(Option option):
+    # [(name, function)]: the row's methods, named, signed and documented as
+    # the row says (parameter names included: callers may pass them by keyword).
+    cdef str set_name = "set_" + option.name
+    cdef str get_name = "get_" + option.name
+    if option.c_kind == FLAG and option.doc is None:
+        get_doc = f"Whether {option.what} is on."
+    else:
+        get_doc = f"{get_name}(sock)\n\n" + cleandoc(
+            option.get_doc or f"{get_name}() -> {'bool' if option.c_kind == FLAG else 'int'}")
+    getter = _function(_GETTER.format(name=get_name), get_name, option, get_doc)
+    if option.c_kind == READ_ONLY:
+        return [(get_name, getter)]
+    if option.c_kind == BUFFER:
+        params, args, call = f"{option.param}, force=False", f"{option.param}, force", "set_buffer"
+    else:
+        params, args, call = option.param, option.param, "set"
+    if option.c_kind == FLAG and option.doc is None:
+        set_doc = f"Set {option.what} on or off."
+    else:
+        set_doc = f"{set_name}(sock, {params})\n\n" + cleandoc(option.doc)
+    setter = _function(_SETTER.format(name=set_name, params=params, args=args, call=call),
+                       set_name, option, set_doc)
+    return [(set_name, setter), (get_name, getter)]
 
 
-def get_error(sock):
-    """get_error() -> int
+#: The options of one shape.  Adding one: a row here, its constant in
+#: includes/options.pxd (through compat.h where systems differ), its two
+#: lines in _socket_class.pyi and its row in tests/test_options.py.
+OPTIONS = (
+    Option("multicast_ttl", "number", IPPROTO_IP, IP_MULTICAST_TTL, "IP_MULTICAST_TTL",
+           one_byte=True, v6=(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS"),
+           param="ttl", what="TTL", low=0, high=255, doc="""
+        set_multicast_ttl(ttl)
 
-    SO_ERROR: the socket's pending error (0 if none), which reading clears --
-    e.g. ``ECONNREFUSED`` after an ICMP port unreachable, or the outcome of a
-    non-blocking ``connect``.
-    """
-    return _get_int(sock, SOL_SOCKET, SO_ERROR)
+        Hop limit of outgoing multicast (IP_MULTICAST_TTL; IPV6_MULTICAST_HOPS on
+        IPv6 sockets): 0 keeps datagrams on this host, 1 (the default) on the link.
+        ``ValueError`` outside 0..255.
+        """),
+    Option("multicast_loop", "flag", IPPROTO_IP, IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP",
+           one_byte=True, v6=(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP"), doc="""
+        set_multicast_loop(on)
 
+        Whether this host's own multicast is delivered to its own sockets
+        (IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP; on by default).
+        """),
+    Option("recv_buffer", "buffer", SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF",
+           force=SO_RCVBUFFORCE, param="size", what="buffer size", low=1, high=0x7fffffff,
+           doc="""
+        set_recv_buffer(size, force=False) -> int
 
-#: Names installed on hotsock.socket as methods.
-OPTION_METHODS = (
-    "join_group", "leave_group", "block_source", "unblock_source",
-    "set_multicast_ttl", "get_multicast_ttl", "set_multicast_loop", "get_multicast_loop",
-    "set_multicast_interface", "get_multicast_interface",
-    "set_linger", "get_linger", "set_recv_timeout", "get_recv_timeout",
-    "set_send_timeout", "get_send_timeout", "set_keepalive", "get_keepalive",
-    "set_recv_buffer", "get_recv_buffer", "set_send_buffer", "get_send_buffer",
-    "set_reuse_address", "get_reuse_address", "set_reuse_port", "get_reuse_port",
-    "set_broadcast", "get_broadcast", "set_oobinline", "get_oobinline",
-    "set_dontroute", "get_dontroute", "set_nodelay", "get_nodelay",
-    "set_maxseg", "get_maxseg", "set_ttl", "get_ttl", "set_tos", "get_tos",
-    "get_type", "get_error",
+        SO_RCVBUF.  With *force*, SO_RCVBUFFORCE first (Linux, needs
+        CAP_NET_ADMIN), which passes net.core.rmem_max; without the privilege the
+        ordinary request is made.  Returns the size the kernel granted, as
+        ``getsockopt`` reports it (Linux doubles the request for its bookkeeping).
+        """),
+    Option("send_buffer", "buffer", SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF",
+           force=SO_SNDBUFFORCE, param="size", what="buffer size", low=1, high=0x7fffffff,
+           doc="""
+        set_send_buffer(size, force=False) -> int
+
+        SO_SNDBUF, as :meth:`set_recv_buffer` (SO_SNDBUFFORCE with *force*).
+        """),
+    Option("reuse_address", "flag", SOL_SOCKET, SO_REUSEADDR, "SO_REUSEADDR",
+           what="SO_REUSEADDR (bind to an address in TIME_WAIT)"),
+    Option("reuse_port", "flag", SOL_SOCKET, SO_REUSEPORT, "SO_REUSEPORT", doc="""
+        set_reuse_port(on)
+
+        SO_REUSEPORT: several sockets bind one port and the kernel spreads the
+        load.  ``OSError`` (ENOPROTOOPT) where the system lacks it.
+        """),
+    Option("broadcast", "flag", SOL_SOCKET, SO_BROADCAST, "SO_BROADCAST",
+           what="SO_BROADCAST (permission to send to broadcast addresses)"),
+    Option("oobinline", "flag", SOL_SOCKET, SO_OOBINLINE, "SO_OOBINLINE",
+           what="SO_OOBINLINE (urgent data read in line)"),
+    Option("dontroute", "flag", SOL_SOCKET, SO_DONTROUTE, "SO_DONTROUTE",
+           what="SO_DONTROUTE (send to directly connected hosts only)"),
+    Option("nodelay", "flag", IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY",
+           what="TCP_NODELAY (no Nagle delay for small segments)"),
+    Option("maxseg", "number", IPPROTO_TCP, TCP_MAXSEG, "TCP_MAXSEG",
+           param="size", what="maximum segment size", low=1, high=0x7fffffff, doc="""
+        set_maxseg(size)
+
+        TCP_MAXSEG: the largest segment this side sends (set before connecting).
+        """),
+    Option("ttl", "number", IPPROTO_IP, IP_TTL, "IP_TTL",
+           v6=(IPPROTO_IPV6, IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS"),
+           param="ttl", what="TTL", low=1, high=255, doc="""
+        set_ttl(ttl)
+
+        Unicast hop limit: IP_TTL, or IPV6_UNICAST_HOPS on IPv6 sockets.
+        ``ValueError`` outside 1..255.
+        """),
+    Option("tos", "number", IPPROTO_IP, IP_TOS, "IP_TOS",
+           param="tos", what="TOS", low=0, high=255, doc="""
+        set_tos(tos)
+
+        IP_TOS: the type-of-service / DSCP+ECN byte of outgoing IPv4 packets.
+        ``ValueError`` outside 0..255.
+        """),
+    Option("type", "read-only", SOL_SOCKET, SO_TYPE, "SO_TYPE", get_doc="""
+        get_type() -> int: SO_TYPE, the socket's type as the kernel reports it.
+        """),
+    Option("error", "read-only", SOL_SOCKET, SO_ERROR, "SO_ERROR", get_doc="""
+        get_error() -> int
+
+        SO_ERROR: the socket's pending error (0 if none), which reading clears --
+        e.g. ``ECONNREFUSED`` after an ICMP port unreachable, or the outcome of a
+        non-blocking ``connect``.
+        """),
 )
+
+cdef list _table_methods = []
+for _option in OPTIONS:
+    _table_methods.extend(_typed_methods(_option))
+del _option
+globals().update(_table_methods)
+
+#: Names installed on hotsock.socket as methods: the hand-written ones, then the table's.
+OPTION_METHODS = tuple(_hand_written) + tuple([name for name, _ in _table_methods])
