@@ -19,7 +19,7 @@ from includes.core cimport (
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._recv cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)
-from hotsock._driver cimport Run, drive, receive_ready
+from hotsock._driver cimport Run, drive_receiving, receive_ready
 from hotsock._syscall cimport raise_errno
 
 
@@ -132,12 +132,7 @@ cdef class CaptureFile:
         cap.writer = &self.writer
         cap.s = &batch.slots
         cap.fd = fd
-        batch.enable_gro(fd)
-        batch.acquire()
-        try:
-            drive(run, _capture_step, _capture_flush, &cap)
-        finally:
-            batch.release(0)
+        drive_receiving(run, batch, fd, _capture_step, _capture_flush, &cap)
 
     def close(self, received, dropped):
         """Complete the file: an interface statistics block (pcapng) with

@@ -50,7 +50,7 @@ cdef class Run:
 
 
 from includes.compat cimport mmsghdr
-from hotsock._recv cimport BatchSlots
+from hotsock._recv cimport BatchSlots, RecvBatch
 
 
 # One step of a hot loop, run without the GIL: > 0 to go on, 0 when check()
@@ -62,6 +62,10 @@ ctypedef Py_ssize_t (*loop_step)(Run run, void *ctx, int *err) noexcept nogil
 # applies a GSO refusal to the socket's record, raises the errno of a failed
 # step or round end, and calls check() -- until the run stops.
 cdef int drive(Run run, loop_step step, loop_step round_end, void *ctx) except -1
+# drive() for a loop that receives into *batch* from socket *fd*: the batch
+# claimed for the run (and UDP_GRO turned on for a GRO batch), freed after.
+cdef int drive_receiving(Run run, RecvBatch batch, int fd, loop_step step, loop_step round_end,
+                         void *ctx) except -1
 
 # What the steps use: a receive that waits until check() is due, and a send
 # of prepared messages that waits while the socket is full.

@@ -36,7 +36,7 @@ from includes.pysocket cimport hs_PySocketPrefix, hs_socket_fd_now
 from cpython.object cimport PyObject
 from hotsock._pysocket cimport is_fast_socket
 from hotsock._recv cimport (
-    BatchSlots, entry_data, entry_flags, entry_length, slots_finish, slots_receive)
+    BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, slots_finish, slots_receive)
 from hotsock._send cimport mmsg_send
 from hotsock._state cimport state_of
 from hotsock._syscall cimport raise_errno
@@ -228,6 +228,16 @@ cdef int drive(Run run, loop_step step, loop_step round_end, void *ctx) except -
             raise_errno(err)
         if run.check():
             return 0
+
+
+cdef int drive_receiving(Run run, RecvBatch batch, int fd, loop_step step, loop_step round_end,
+                         void *ctx) except -1:
+    batch.enable_gro(fd)
+    batch.acquire()
+    try:
+        return drive(run, step, round_end, ctx)
+    finally:
+        batch.release(0)
 
 
 # The run is never None here (callers hold it); Cython's debug-build None

@@ -16,7 +16,7 @@ from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_attach
 from includes.socket cimport iovec
 from hotsock._recv cimport BatchSlots, RecvBatch, entry_data, entry_length, entry_slot
 from hotsock._send cimport SendArrays, give_back, take_arrays
-from hotsock._driver cimport Run, drive, receive_ready, send_all, send_segmented
+from hotsock._driver cimport Run, drive_receiving, receive_ready, send_all, send_segmented
 
 
 cdef struct Echo:
@@ -115,11 +115,6 @@ def echo_loop(int fd, RecvBatch batch not None, Run run not None, bint confirm=F
     e.datagrams = arrays.datagrams
     e.control = arrays.control
     try:
-        batch.enable_gro(fd)
-        batch.acquire()
-        try:
-            drive(run, _echo_step, NULL, &e)
-        finally:
-            batch.release(0)
+        drive_receiving(run, batch, fd, _echo_step, NULL, &e)
     finally:
         give_back(arrays)

@@ -536,8 +536,9 @@ def _return_batch(RecvBatch batch not None):
     batch._received = 0
     batch._gro_fd = -1
     with _batch_pool_lock:
-        if len(_batch_pool) < BATCH_POOL:
-            _batch_pool.append(batch)
+        if len(_batch_pool) >= BATCH_POOL:
+            del _batch_pool[0]          # the least recently used goes: shapes change
+        _batch_pool.append(batch)
 
 
 # --- datagrams one by one, for a classic protocol -----------------------------
