@@ -94,7 +94,7 @@ def exchange(sock, lines, mode, deadline):
             if remaining <= 0:
                 print("timed out before the server closed the connection")
                 break
-            for key, events in selector.select(timeout=remaining):
+            for _key, events in selector.select(timeout=remaining):
                 if events & selectors.EVENT_WRITE:
                     try:
                         n = sock.send(outgoing[sent:sent + 65536], flags)

@@ -1,9 +1,13 @@
-"""Shared fixtures: the two socket implementations and an IPv6 skip marker."""
+"""Shared fixtures: the two socket implementations, an IPv6 skip marker, and the
+fixtures of the test helpers (C peers, network-namespace hosts), registered here
+once rather than imported into each test module."""
 import os
 import socket
 import sysconfig
 
 import pytest
+from cpeers import cpeers  # noqa: F401  (a fixture, for every test module)
+from hosts import network  # noqa: F401  (a fixture, for every test module)
 
 import hotsock
 

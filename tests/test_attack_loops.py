@@ -15,10 +15,10 @@ import textwrap
 import time
 
 import pytest
+from pcapfiles import read_capture
 
 import hotsock
 from hotsock import _features, _loop_socket
-from pcapfiles import read_capture, read_isb
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -559,9 +559,10 @@ def test_cli_disk_full_prints_the_statistics_then_one_error(small_tmpfs):
     for value in (HUGE_INT, str(64 * 10**22), "-64", "1.5", "x")
     + (() if option == "--size" else ("0",))])
 def test_cli_bench_bad_numbers_exit_2(option, value):
-    from hotsock.cli import main
     import contextlib
     import io
+
+    from hotsock.cli import main
     err = io.StringIO()
     with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
         main(["bench", f"{option}={value}", "--only", "recv"])

@@ -17,12 +17,10 @@ import threading
 import time
 
 import pytest
+from conftest import IPV6_OK
 
 import hotsock
 from hotsock import _send
-
-from conftest import IPV6_OK
-
 
 # --- side by side with the stdlib ---------------------------------------------------
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import hotsock
-from hotsock import bench, _reference
+from hotsock import _reference, bench
 
 # The hotsock being tested, for the subprocesses too (whatever the caller's PYTHONPATH).
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from cpeers import cpeers  # noqa: F401  (fixture)
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 20

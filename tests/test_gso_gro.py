@@ -12,11 +12,10 @@ import sys
 import threading
 
 import pytest
+from hosts import read_line
 
 import hotsock
 from hotsock import _state
-from cpeers import cpeers  # noqa: F401  (fixture)
-from hosts import network, read_line  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(
     not (hotsock.features()["gso_available"] and hotsock.features()["gro_available"]),

@@ -11,10 +11,9 @@ import struct
 import sys
 
 import pytest
+from hosts import namespace_names, open_network, read_line
 
 import hotsock
-from cpeers import cpeers  # noqa: F401  (fixture)
-from hosts import network, namespace_names, open_network, read_line  # noqa: F401  (fixture)
 
 GROUP = "239.1.2.3"      # administratively scoped (RFC 2365): never routed beyond a site
 PORT = 5000              # inside fresh namespaces nothing else can hold a port
@@ -162,7 +161,7 @@ def test_network_is_deleted_when_the_test_body_raises():
         with open_network() as net:
             net.add_host("a")
             created = set(net.namespaces)
-            1 / 0
+            raise ZeroDivisionError("a test failing inside the network")
     assert not created & namespace_names()
 
 

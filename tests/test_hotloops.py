@@ -14,10 +14,9 @@ import time
 import tracemalloc
 
 import pytest
+from pcapfiles import read_capture, read_isb, tshark_fields
 
 import hotsock
-from cpeers import cpeers  # noqa: F401  (a fixture)
-from pcapfiles import read_capture, read_isb, tshark_fields
 
 # The hotsock being tested, for subprocesses too: an in-place build or the installed one.
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(hotsock.__file__)))

@@ -8,8 +8,7 @@ receiver stops after its count or after ``wait`` idle seconds.
 import json
 
 import pytest
-
-from hosts import network, read_line  # noqa: F401  (fixture)
+from hosts import read_line
 
 GROUP = "239.18.0.7"
 PORT = 5007

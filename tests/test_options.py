@@ -9,7 +9,7 @@ import time
 import pytest
 
 import hotsock
-from hotsock._options import OPTIONS, OPTION_METHODS
+from hotsock._options import OPTION_METHODS, OPTIONS
 
 GROUP = "239.255.77.1"
 GROUP6 = "ff02::1:7701"     # link-local scope: stays on the interface

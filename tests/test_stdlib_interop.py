@@ -8,11 +8,10 @@
   ``hotsock.socket``.
 """
 import multiprocessing
-import os
 import socket
+from multiprocessing.reduction import ForkingPickler
 
 import pytest
-from multiprocessing.reduction import ForkingPickler
 
 import hotsock
 

@@ -509,7 +509,7 @@ def test_receiving_threads_on_a_closed_socket_end_with_ebadf(cls):
     described above) by a call that read the old number."""
     rounds = 4
     feeder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    for r in range(rounds):
+    for _ in range(rounds):
         rx = receiver(cls, timeout=0.05)
         address = rx.getsockname()
         endings = {}

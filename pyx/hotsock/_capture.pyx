@@ -14,8 +14,9 @@ from libc.string cimport memcpy, memset
 
 from includes.compat cimport hs_realtime_ns, hs_monotonic_ns
 from includes.core cimport (
-    HS_PCAP_MIN_SNAPLEN, HS_PCAP_MAX_SNAPLEN, hs_capture_format_name, hs_endpoint, hs_endpoint_from, hs_pcap_writer, hs_pcap_open,
-    hs_pcap_write, hs_pcap_stats, hs_pcap_flush, hs_pcap_discard, hs_pcap_free, hs_rx_meta)
+    HS_PCAP_MIN_SNAPLEN, HS_PCAP_MAX_SNAPLEN, hs_capture_format_name, hs_endpoint,
+    hs_endpoint_from, hs_pcap_writer, hs_pcap_open, hs_pcap_write, hs_pcap_stats, hs_pcap_flush,
+    hs_pcap_discard, hs_pcap_free, hs_rx_meta)
 from includes.socket cimport MSG_CTRUNC, sockaddr, sockaddr_storage, socklen_t, getsockname
 from hotsock._recv cimport (
     BatchSlots, RecvBatch, entry_data, entry_flags, entry_length, entry_slot)

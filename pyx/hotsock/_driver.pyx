@@ -252,7 +252,7 @@ cdef Py_ssize_t receive_ready(Run run, BatchSlots *s, int fd, int flags, int *er
     """
     cdef uint64_t left = run.remaining()
     cdef unsigned int want
-    cdef Py_ssize_t n, i, have
+    cdef Py_ssize_t n, i
     cdef int e
     cdef int64_t now
     cdef pollfd pfd

@@ -116,6 +116,7 @@ def gro_enabled():
     (``HOTSOCK_NO_GRO=1``)."""
     return USE_GRO
 
+
 cdef bint use_mmsg() noexcept nogil:
     return USE_MMSG
 

@@ -302,7 +302,6 @@ cdef object _send(SockInfo *info, object data, int flags,
     return n
 
 
-
 # --- the methods ------------------------------------------------------------------
 
 cdef tuple _INTO_NAMES = ("buffer", "nbytes", "flags")

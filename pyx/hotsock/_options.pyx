@@ -27,7 +27,7 @@ from cpython.long cimport PyLong_AsLongAndOverflow
 from libc.string cimport memset
 
 from includes.socket cimport (
-    sockaddr, sockaddr_storage, socklen_t, setsockopt, getsockopt,
+    sockaddr_storage, socklen_t, setsockopt, getsockopt,
     AF_INET, AF_INET6, SOL_SOCKET, SO_TYPE)
 from includes.netinet cimport (
     in_addr, in6_addr, sockaddr_in, sockaddr_in6, inet_pton, inet_ntop, htonl, ntohl,

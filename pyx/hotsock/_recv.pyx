@@ -46,7 +46,6 @@ cdef Py_ssize_t GRO_BUFFER = 65536
 cdef Py_ssize_t MAX_SLOT = 1 << 24
 
 
-
 cdef class _Memory:
     """A block of C memory exported through the buffer protocol.
 

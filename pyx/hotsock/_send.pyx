@@ -284,7 +284,7 @@ cdef Py_ssize_t _send_stream(SockInfo *info, iovec *iovs, Py_ssize_t n, int flag
     for datagrams.
     """
     cdef StreamCtx ctx
-    cdef Py_ssize_t done = 0, k
+    cdef Py_ssize_t done = 0
     cdef size_t written = 0         # bytes of buffer *done* already sent
     cdef ssize_t res
     memset(&ctx, 0, sizeof(ctx))

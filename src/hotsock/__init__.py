@@ -30,14 +30,14 @@ except ImportError as exc:
         f"({_sys.version.split()[0]}): install hotsock with pip ('pip install hotsock', "
         "or 'pip install .' in a checkout) rather than putting the source tree on "
         "sys.path", name=__name__, path=__path__[0]) from exc
-from ._features import IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS
-from ._recv import RecvBatch, recv_batch
-from ._send import send_batch
 from . import _capture
+from ._features import IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS
 from ._hotloops import blast, capture, echo
 from ._loop_socket import kernel_drops
-from ._stats import LoopStats
+from ._recv import RecvBatch, recv_batch
+from ._send import send_batch
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
+from ._stats import LoopStats
 
 # The socket module's constants and exceptions, unchanged (enum members stay
 # enum members) -- except hotsock's own names: IP_PKTINFO (in the socket

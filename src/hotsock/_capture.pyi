@@ -1,8 +1,9 @@
-from typing_extensions import disjoint_base
 from typing import Any, Callable, Dict
 
-from ._recv import RecvBatch
+from typing_extensions import disjoint_base
+
 from ._driver import Run
+from ._recv import RecvBatch
 
 FORMATS: Dict[str, int]
 MIN_SNAPLEN: int

@@ -1,5 +1,6 @@
-from typing_extensions import disjoint_base
 from typing import Any, Callable, Optional
+
+from typing_extensions import disjoint_base
 
 from ._stats import LoopStats
 

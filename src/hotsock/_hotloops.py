@@ -21,13 +21,18 @@ import socket as _stdlib
 import threading
 
 from . import _blast, _capture, _echo, _features, _limits
-from ._features import MAX_BATCH
-from ._recv import RecvBatch, _loop_batch, _return_batch
-from ._loop_socket import (
-    DEFAULT_RCVBUF, _family, _needs_destination, _options_restored, _reception_options,
-    kernel_drops)
-from ._state import gso_usable
 from ._driver import Run
+from ._features import MAX_BATCH
+from ._loop_socket import (
+    DEFAULT_RCVBUF,
+    _family,
+    _needs_destination,
+    _options_restored,
+    _reception_options,
+    kernel_drops,
+)
+from ._recv import RecvBatch, _loop_batch, _return_batch
+from ._state import gso_usable
 from ._stats import LoopKind
 
 DEFAULT_STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
@@ -149,7 +154,9 @@ def capture(sock, path_or_callback, *, format="pcap", count=None, duration=None,
             snaplen=MAX_SNAPLEN, size=MAX_DATAGRAM, batch=64, gro=False, progress=None,
             interval=1.0, stop_signals=DEFAULT_STOP_SIGNALS, bufsize=1 << 20,
             rcvbuf=DEFAULT_RCVBUF):
-    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None, snaplen=262144, size=65535, batch=64, gro=False, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB, rcvbuf=2 MiB) -> LoopStats
+    """capture(sock, path_or_callback, *, format="pcap", count=None, duration=None, idle=None,
+        snaplen=262144, size=65535, batch=64, gro=False, progress=None, interval=1.0,
+        stop_signals=(SIGINT, SIGTERM), bufsize=1 MiB, rcvbuf=2 MiB) -> LoopStats
 
     Receive every datagram on UDP socket *sock* (bound by the caller, joined
     to its groups) and write it to the file *path_or_callback* as a pcap
@@ -290,7 +297,8 @@ class _stats_on_error:
 def echo(sock, *, count=None, duration=None, idle=None, batch=64, size=MAX_DATAGRAM,
          confirm=False, gro=True, gso=True, progress=None, interval=1.0,
          stop_signals=DEFAULT_STOP_SIGNALS):
-    """echo(sock, *, count=None, duration=None, idle=None, batch=64, size=65535, confirm=False, gro=True, gso=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+    """echo(sock, *, count=None, duration=None, idle=None, batch=64, size=65535, confirm=False,
+        gro=True, gso=True, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
 
     Send every datagram received on datagram socket *sock* back to its
     sender: ``recvmmsg`` of up to *batch*, then one ``sendmmsg`` from the
@@ -345,7 +353,9 @@ SEQUENCE_HEADER = _features.SEQUENCE_HEADER
 def blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None,
           sequence=True, gso=None, progress=None, interval=1.0,
           stop_signals=DEFAULT_STOP_SIGNALS):
-    """blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None, sequence=True, gso=None, progress=None, interval=1.0, stop_signals=(SIGINT, SIGTERM)) -> LoopStats
+    """blast(sock, address=None, *, size=64, count=None, duration=None, rate=None, batch=None,
+        sequence=True, gso=None, progress=None, interval=1.0, stop_signals=(SIGINT,
+        SIGTERM)) -> LoopStats
 
     Send *size*-byte datagrams to *address* (or the connected peer) as fast
     as ``sendmmsg`` goes, or at *rate* datagrams per second: the loop sends

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import socket as _stdlib
 import sys
+import warnings
 
 from . import _recv, _send
 from ._recv import RecvBatch
@@ -415,7 +416,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             self._protocol = None
             self._loop = None
 
-    def __del__(self, _warn=__import__("warnings").warn):
+    def __del__(self, _warn=warnings.warn):
         if getattr(self, "_sock", None) is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()

@@ -34,7 +34,9 @@ async def create_datagram_endpoint(protocol_factory, local_addr=None, remote_add
                                    family=0, proto=0, flags=0, reuse_port=None,
                                    allow_broadcast=None, sock=None, batch=64, size=2048,
                                    gro=False):
-    """create_datagram_endpoint(protocol_factory, local_addr=None, remote_addr=None, *, family=0, proto=0, flags=0, reuse_port=None, allow_broadcast=None, sock=None, batch=64, size=2048, gro=False) -> (transport, protocol)
+    """create_datagram_endpoint(protocol_factory, local_addr=None, remote_addr=None, *,
+        family=0, proto=0, flags=0, reuse_port=None, allow_broadcast=None, sock=None,
+        batch=64, size=2048, gro=False) -> (transport, protocol)
 
     Create a datagram endpoint on the running loop, with the arguments and
     meaning of :meth:`asyncio.loop.create_datagram_endpoint` (same errors and

@@ -66,8 +66,7 @@ import json
 import sys
 
 from .contenders import PARTS, TARGETS
-from .measure import (CHUNK, LOOP_CHUNK, MAX_CHUNK, MAX_ROUNDS, OFFLOAD_CHUNK, ROUNDS, SIZE,
-                      run)
+from .measure import CHUNK, LOOP_CHUNK, MAX_CHUNK, MAX_ROUNDS, OFFLOAD_CHUNK, ROUNDS, SIZE, run
 from .report import format_report
 from .rigs import BATCH, RECV_SIZE, QueueShort, offload_unavailable
 

@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket as _stdlib
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from .. import _hotloops, _reference
 from .. import asyncio as hotsock_asyncio

@@ -16,7 +16,7 @@ import threading
 import time
 
 import hotsock
-from hotsock import _hotloops, _loop_socket
+from hotsock import _loop_socket
 
 from . import wording
 from .addresses import family_of, interface_arg, is_multicast, receiver_host, sockaddr

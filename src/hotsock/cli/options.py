@@ -10,11 +10,11 @@ import inspect
 from typing import ClassVar, Optional, Tuple
 
 from .. import _hotloops
-from .._features import MAX_BATCH
 from .._capture import FORMATS
-from .._stats import LoopKind
-from .._loop_socket import DEFAULT_RCVBUF
+from .._features import MAX_BATCH
 from .._hotloops import MAX_DATAGRAM, MAX_SNAPLEN, MIN_SNAPLEN, SEQUENCE_HEADER
+from .._loop_socket import DEFAULT_RCVBUF
+from .._stats import LoopKind
 
 __all__ = [
     "LoopKind", "RECEIVERS", "FORMATS", "MAX_BATCH", "MAX_DATAGRAM",

@@ -14,10 +14,29 @@ from . import wording
 from .addresses import family_of, is_ip, is_multicast
 from .display import rich_available
 from .options import (
-    DEFAULT_BATCH, DEFAULT_BLAST_SIZE, DEFAULT_FORMAT, DEFAULT_INTERVAL, DEFAULT_RCVBUF, DISPLAYS,
-    FORMATS, MAX_BATCH, MAX_DATAGRAM, MAX_PORT, MAX_SNAPLEN, MAX_TTL, MAX_WORKERS, MIN_SNAPLEN,
-    RECEIVERS, SEQUENCE_HEADER, BenchOptions, BlastOptions, CaptureOptions, EchoOptions,
-    InfoOptions, LoopKind, guess_format,
+    DEFAULT_BATCH,
+    DEFAULT_BLAST_SIZE,
+    DEFAULT_FORMAT,
+    DEFAULT_INTERVAL,
+    DEFAULT_RCVBUF,
+    DISPLAYS,
+    FORMATS,
+    MAX_BATCH,
+    MAX_DATAGRAM,
+    MAX_PORT,
+    MAX_SNAPLEN,
+    MAX_TTL,
+    MAX_WORKERS,
+    MIN_SNAPLEN,
+    RECEIVERS,
+    SEQUENCE_HEADER,
+    BenchOptions,
+    BlastOptions,
+    CaptureOptions,
+    EchoOptions,
+    InfoOptions,
+    LoopKind,
+    guess_format,
 )
 
 # --- argument types (each raises ArgumentTypeError: argparse's "invalid value" message) --
