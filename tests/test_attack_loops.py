@@ -634,3 +634,29 @@ def test_blast_count_ends_the_run_when_every_send_is_refused():
     """, timeout=20)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "50", "count"]
+
+
+# --- found by the second attack -----------------------------------------------------------
+
+def test_cli_unicast_ttl_zero_is_a_usage_error():
+    """TTL 0 keeps datagrams on the host: a multicast TTL only.  For a unicast
+    destination it is refused when the options are parsed (exit 2), not when
+    the socket is set up (exit 1)."""
+    out = run_cli("blast", "127.0.0.1", "9", "--ttl", "0", "--duration", "0.1", "-q")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[-1] == (
+        "hotsock blast: error: --ttl 0 keeps datagrams on this host: for a multicast group "
+        "only (a unicast TTL is 1 to 255)")
+
+
+def test_kernel_drops_on_a_closed_socket_and_a_negative_descriptor():
+    s = hotsock.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.close()
+    with pytest.raises(OSError) as info:
+        hotsock.kernel_drops(s)             # as capture(s, ...) says of a closed socket
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(ValueError, match=r"^file descriptor cannot be a negative integer \(-1\)$"):
+        hotsock.kernel_drops(-1)            # recv_batch(-1)'s words
+    with pytest.raises(ValueError) as theirs:
+        hotsock.recv_batch(-1, hotsock.RecvBatch(1, 1))
+    assert str(theirs.value) == "file descriptor cannot be a negative integer (-1)"

@@ -7,6 +7,7 @@ The loops (``_hotloops``) turn these on for their run only: a caller's own
 socket's buffer is as it was (contract 8).
 """
 import _socket
+import errno
 import os
 import socket as _stdlib
 import struct
@@ -38,19 +39,24 @@ def kernel_drops(sock):
     SO_RXQ_OVFL reports the same counter, but only with a datagram: drops
     after the last one received show here only.  Read with SO_MEMINFO, or
     from /proc/net/udp{,6} where that is refused.  Raises ``TypeError`` for
-    anything else and ``OSError`` (``ENOTSOCK``) for a descriptor that is
-    not a socket.
+    anything else, ``ValueError`` for a negative descriptor, ``OSError``
+    (``EBADF``) for a closed socket and (``ENOTSOCK``) for a descriptor that
+    is not a socket.
     """
     if not isinstance(sock, _stdlib.socket):
         if isinstance(sock, bool) or not isinstance(sock, int):
             raise TypeError(f"kernel_drops() expects a socket or a file descriptor, "
                             f"not {type(sock).__name__}")
+        if sock < 0:        # in the words of recv_batch() and select() for the same mistake
+            raise ValueError(f"file descriptor cannot be a negative integer ({sock})")
         # A borrowed descriptor: wrapped for the call, never closed.
         wrapped = _stdlib.socket(fileno=sock)
         try:
             return kernel_drops(wrapped)
         finally:
             wrapped.detach()
+    if sock.fileno() < 0:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))    # closed, as capture() says
     if SO_MEMINFO is not None:
         try:
             raw = sock.getsockopt(_stdlib.SOL_SOCKET, SO_MEMINFO, 4 * (_MEMINFO_DROPS + 1))

@@ -321,6 +321,10 @@ def check(args, error):
             error("--json needs stdout, which --print / -w - take")
         if to_stdout and args.workers > 1:
             error("--workers cannot share stdout: use -w FILE")
+    if args.command == LoopKind.BLAST and args.ttl == 0 and not (
+            is_ip(args.host) and is_multicast(args.host)):
+        error("--ttl 0 keeps datagrams on this host: for a multicast group only "
+              f"(a unicast TTL is 1 to {MAX_TTL})")
     if args.command == LoopKind.BLAST and args.size < SEQUENCE_HEADER and not args.no_sequence:
         error(f"--size {args.size} leaves no room for the {SEQUENCE_HEADER}-byte sequence "
               "header (use --no-sequence)")
