@@ -5,6 +5,7 @@ sequence number, send time) and sent *batch* at a time.  With a rate, the
 loop sends what is due by the clock and sleeps (``clock_nanosleep``) until
 the next datagram is due, instead of spinning.
 """
+cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.stdint cimport int64_t, uint32_t, uint64_t, INT64_MAX, UINT64_MAX
 
@@ -74,6 +75,9 @@ cdef Py_ssize_t _rest_plain(void *ctx, Py_ssize_t groups_sent, mmsghdr **msgs) n
     return b.k - first
 
 
+# The run is never None here (the driver holds it); Cython's debug-build
+# None checks would need the GIL.
+@cython.nonecheck(False)
 cdef Py_ssize_t _blast_step(Run run, void *ctx, int *err) noexcept nogil:
     cdef Blast *b = <Blast *>ctx
     cdef Py_ssize_t i, k = b.batch

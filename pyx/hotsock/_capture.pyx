@@ -8,6 +8,7 @@ a full disk leaves).  :func:`capture_batches` hands each batch
 to a Python callback instead.  The Python side (``hotsock/_hotloops.py``)
 opens the file, sets the socket options and installs the signal handlers.
 """
+cimport cython
 from libc.errno cimport errno
 from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memcpy, memset
@@ -57,6 +58,9 @@ cdef struct Capture:
     hs_endpoint local           # the socket's own address: the destination by default
 
 
+# The run is never None here (the driver holds it); Cython's debug-build
+# None checks would need the GIL.
+@cython.nonecheck(False)
 cdef Py_ssize_t _capture_step(Run run, void *ctx, int *err) noexcept nogil:
     """Receive a batch and hand one record per datagram to the writer."""
     cdef Capture *cap = <Capture *>ctx
@@ -88,6 +92,9 @@ cdef Py_ssize_t _capture_step(Run run, void *ctx, int *err) noexcept nogil:
     return n
 
 
+# The run is never None here (the driver holds it); Cython's debug-build
+# None checks would need the GIL.
+@cython.nonecheck(False)
 cdef Py_ssize_t _capture_flush(Run run, void *ctx, int *err) noexcept nogil:
     """The round's records to the file (whole records only); after a failed
     write nothing more is written."""

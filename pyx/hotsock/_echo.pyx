@@ -9,6 +9,7 @@ With GRO and GSO, a coalesced buffer (many datagrams of one sender) goes
 back as it came: one segmented send with the same segment size.  If the
 kernel refuses that, the loop sends datagram by datagram from then on.
 """
+cimport cython
 from libc.stdint cimport uint16_t, uint32_t
 
 from includes.compat cimport mmsghdr, MSG_CONFIRM
@@ -84,6 +85,9 @@ cdef Py_ssize_t _rest_per_datagram(void *ctx, Py_ssize_t buffers_sent,
     return _per_datagram(e, first)
 
 
+# The run is never None here (the driver holds it); Cython's debug-build
+# None checks would need the GIL.
+@cython.nonecheck(False)
 cdef Py_ssize_t _echo_step(Run run, void *ctx, int *err) noexcept nogil:
     cdef Echo *e = <Echo *>ctx
     e.n = receive_ready(run, e.s, e.fd, 0, err)
