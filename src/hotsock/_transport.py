@@ -31,10 +31,11 @@ from ._recv import RecvBatch
 # flood on one endpoint must not starve the rest (asyncio takes one).
 WAKEUP_BUDGET = 1024
 
-# asyncio counts 8 bytes of bookkeeping per buffered datagram from 3.12
-# on, and drops empty datagrams before 3.12 (bpo-45292 changed both).
-_DATAGRAM_OVERHEAD = 8 if sys.version_info >= (3, 12) else 0
-_SENDS_EMPTY = sys.version_info >= (3, 12)
+# asyncio sends empty datagrams from 3.13 on, and counts 8 bytes of
+# bookkeeping per buffered datagram since then; before 3.13 it drops empty
+# datagrams in sendto (gh-113812 changed both; 3.12 still drops them).
+_DATAGRAM_OVERHEAD = 8 if sys.version_info >= (3, 13) else 0
+_SENDS_EMPTY = sys.version_info >= (3, 13)
 
 
 def _readiness_missing(loop):
@@ -139,6 +140,8 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
 
     def _read_ready(self):
         """Drain what is queued, up to the budget, into the batch."""
+        if self._conn_lost:
+            return      # a callback the loop had queued before remove_reader (uvloop)
         batch = self._batch
         taken = 0
         while taken < WAKEUP_BUDGET and not self._closing and not self._paused:
@@ -147,6 +150,7 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
+                self._rearm()
                 self._protocol.error_received(exc)      # an ICMP error, as asyncio does
                 return
             except (SystemExit, KeyboardInterrupt):
@@ -161,6 +165,17 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
                 self._deliver_from(0)
             if n < batch.count:
                 return          # the queue is empty: no EAGAIN syscall to learn it
+
+    def _rearm(self):
+        """Register the callbacks again after the socket reported an error:
+        libuv (uvloop) stops watching a descriptor that polled POLLERR, so
+        without this one ICMP error would end all reading and writing."""
+        if self.is_reading():
+            self._loop.remove_reader(self._fd)
+            self._loop.add_reader(self._fd, self._read_ready)
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._loop.add_writer(self._fd, self._write_ready)
 
     def _callback_failed(self, exc):
         self._loop.call_exception_handler({
@@ -190,11 +205,22 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._maybe_pause_protocol()
 
     def _destination(self, addr):
+        """Where a datagram goes, as asyncio decides it: None for send() on a
+        connected socket, else sendto()'s address -- *remote_addr* for an
+        endpoint that has one but is not connected (allow_broadcast)."""
         if self._address:
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
+            addr = self._address
+        if self._extra["peername"]:
             return None             # connected: send()
         return addr
+
+    def _send_one(self, data, addr):
+        if addr is None and self._extra["peername"]:
+            self._sock.send(data)
+        else:
+            self._sock.sendto(data, addr)   # no address: sendto's TypeError, as asyncio
 
     def sendto(self, data, addr=None):
         """Send *data* to *addr* (or the connected peer), as asyncio's
@@ -205,18 +231,17 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         if not data and not _SENDS_EMPTY:
             return
         addr = self._destination(addr)
-        if self._conn_lost and self._address:
+        if self._conn_lost and (self._address or self._sock is None):
             self._conn_lost += 1
             return
         if not self._buffer:
             try:
-                if addr is None:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
                 return
             except (BlockingIOError, InterruptedError):
-                pass
+                if self._conn_lost:
+                    self._conn_lost += 1    # closed: nothing is buffered any more
+                    return
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
@@ -249,14 +274,20 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
                 raise ValueError(f"{len(items)} buffers but {len(targets)} addresses")
         else:
             targets = [self._destination(addr)] * len(items)
+        if items and not self._extra["peername"] and None in targets:
+            raise TypeError("send_batch() needs addr or addresses: the transport "
+                            "is not connected")
         if not _SENDS_EMPTY:
             kept = [(d, a) for d, a in zip(items, targets, strict=True) if d]
             items, targets = [d for d, _ in kept], [a for _, a in kept]
-        if not items or (self._conn_lost and self._address):
+        if not items or (self._conn_lost and (self._address or self._sock is None)):
             self._conn_lost += bool(items)
             return
         start = 0 if self._buffer else self._send_now(items, targets)
         if start is None:
+            return
+        if self._conn_lost:
+            self._conn_lost += 1        # closed: nothing is buffered any more
             return
         for data, target in zip(items[start:], targets[start:], strict=True):
             self._queue(bytes(data), target)
@@ -306,17 +337,17 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
 
     def _write_ready(self):
         """The socket is writable: send what is buffered, in order."""
+        if self._conn_lost:
+            return      # a callback the loop had queued before remove_writer (uvloop)
         while self._buffer:
             data, addr = self._buffer[0]
             try:
-                if addr is None:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+                self._send_one(data, addr)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
                 self._dequeue()
+                self._rearm()
                 self._protocol.error_received(exc)
                 continue
             except (SystemExit, KeyboardInterrupt):
@@ -328,7 +359,8 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         self._maybe_resume_protocol()       # may buffer more
         if not self._buffer:
             self._stop_writing()
-            if self._closing:
+            if self._closing and not self._conn_lost:
+                self._conn_lost += 1
                 self._call_connection_lost(None)
 
     def _dequeue(self):
@@ -411,6 +443,10 @@ class BatchDatagramTransport(asyncio.DatagramTransport):
         try:
             self._protocol.connection_lost(exc)
         finally:
+            if self._writing:   # connection_lost() sent, and the socket was full
+                self._buffer.clear()
+                self._buffer_size = 0
+                self._stop_writing()
             self._sock.close()
             self._sock = None
             self._protocol = None

@@ -65,6 +65,7 @@ async def create_datagram_endpoint(protocol_factory, local_addr=None, remote_add
         sock, r_addr = await _open_socket(loop, local_addr, remote_addr, family, proto, flags,
                                           reuse_port, allow_broadcast)
     try:
+        _check_readiness(loop, sock)
         protocol = protocol_factory()
         waiter = loop.create_future()
         transport = BatchDatagramTransport(loop, sock, protocol, r_addr, waiter, batch)
@@ -77,6 +78,21 @@ async def create_datagram_endpoint(protocol_factory, local_addr=None, remote_add
         transport.close()
         raise
     return transport, protocol
+
+
+def _check_readiness(loop, sock):
+    """RuntimeError now, naming the loop, if it has no readiness callbacks
+    (rather than a transport that fails on its first wakeup)."""
+    fd = sock.fileno()
+    try:
+        loop.add_reader(fd, _no_op)
+    except NotImplementedError:
+        raise _readiness_missing(loop) from None
+    loop.remove_reader(fd)
+
+
+def _no_op():
+    pass
 
 
 def _check_given_socket(sock, local_addr, remote_addr, family, proto, flags, reuse_port,
@@ -155,8 +171,12 @@ async def _resolve_pairs(loop, local_addr, remote_addr, family, proto, flags):
             continue
         if not (isinstance(addr, tuple) and len(addr) == 2):
             raise TypeError("2-tuple is expected")
-        infos = await loop.getaddrinfo(addr[0], addr[1], family=family,
-                                       type=_stdlib.SOCK_DGRAM, proto=proto, flags=flags)
+        info = _numeric_info(addr[0], addr[1], family, proto)
+        if info is not None:
+            infos = [info]
+        else:
+            infos = await loop.getaddrinfo(addr[0], addr[1], family=family,
+                                           type=_stdlib.SOCK_DGRAM, proto=proto, flags=flags)
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         for fam, _, pro, _, address in infos:
@@ -166,6 +186,41 @@ async def _resolve_pairs(loop, local_addr, remote_addr, family, proto, flags):
     if not pairs:
         raise ValueError("can not get address information")
     return pairs
+
+
+def _numeric_info(host, port, family, proto):
+    """asyncio's shortcut past getaddrinfo for a numeric host (its
+    ``_ipaddr_info``, for SOCK_DGRAM): the getaddrinfo entry, or None.  Kept
+    so that a bad port meets bind()'s OverflowError as in asyncio, rather
+    than a getaddrinfo that refuses it or wraps it around 65536."""
+    if proto not in (0, _stdlib.IPPROTO_TCP, _stdlib.IPPROTO_UDP) or host is None:
+        return None
+    if port is None or port == b"" or port == "":
+        port = 0
+    else:
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return None         # a service name: getaddrinfo
+    if family == _stdlib.AF_UNSPEC:
+        families = [_stdlib.AF_INET]
+        if hasattr(_stdlib, "AF_INET6"):
+            families.append(_stdlib.AF_INET6)
+    else:
+        families = [family]
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if "%" in host:
+        return None             # a zone index: inet_pton refuses it
+    for fam in families:
+        try:
+            _stdlib.inet_pton(fam, host)
+        except OSError:
+            continue
+        address = ((host, port, 0, 0) if fam == getattr(_stdlib, "AF_INET6", None)
+                   else (host, port))
+        return fam, _stdlib.SOCK_DGRAM, _stdlib.IPPROTO_UDP, "", address
+    return None
 
 
 def _set_reuseport(sock):
