@@ -547,7 +547,8 @@ def _deliver(RecvBatch batch not None, Py_ssize_t start, callback, transport, on
     receive, as asyncio's ``datagram_received`` takes them, while the
     transport reads (``transport._closing`` and ``_paused`` false: a
     protocol that paused or closed its transport gets no more for now).  An
-    exception from the callback goes to ``on_error(exc)`` and the next
+    exception from the callback (but SystemExit and KeyboardInterrupt, which
+    propagate) goes to ``on_error(exc)`` and the next
     datagram is delivered all the same (each was its own callback in
     asyncio; none may be lost with another's error).  Returns the index of
     the first datagram not delivered (``len(batch)`` when all were).
@@ -563,6 +564,8 @@ def _deliver(RecvBatch batch not None, Py_ssize_t start, callback, transport, on
                                           s.msgs[slot].msg_hdr.msg_namelen)
         try:
             callback(data, address)
-        except Exception as exc:
+        except (SystemExit, KeyboardInterrupt):
+            raise                       # as asyncio's handles let these through
+        except BaseException as exc:
             on_error(exc)
     return n
