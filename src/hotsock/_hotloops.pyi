@@ -2,8 +2,7 @@ import os
 import socket as _stdlib
 from typing import Any, Callable, Iterable, Optional, Union
 
-from ._loop_socket import DEFAULT_RCVBUF as DEFAULT_RCVBUF
-from ._loop_socket import kernel_drops as kernel_drops
+from ._loop_socket import DEFAULT_RCVBUF as DEFAULT_RCVBUF, kernel_drops as kernel_drops
 from ._recv import RecvBatch
 from ._stats import LoopStats
 

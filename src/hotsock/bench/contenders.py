@@ -13,8 +13,7 @@ import socket as _stdlib
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import _hotloops, _reference
-from .. import asyncio as hotsock_asyncio
+from .. import _hotloops, _reference, asyncio as hotsock_asyncio
 from .._recv import RecvBatch
 from .rigs import BATCH, GRO_BUFFER, GRO_BUFFERS, RECV_SIZE, QueueShort
 

@@ -13,8 +13,7 @@ import tempfile
 import time
 
 from .. import _features, _reference
-from .._features import GSO_MAX_BYTES, MAX_BATCH
-from .._features import GSO_MAX_SEGMENTS as SEGMENTS
+from .._features import GSO_MAX_BYTES, GSO_MAX_SEGMENTS as SEGMENTS, MAX_BATCH
 from .._recv import RecvBatch
 from .._socket_class import socket
 
