@@ -35,6 +35,8 @@ MODULES = {
     "_state": [],
     "_recv": ["pyx/core/ancillary.c"],
     "_send": ["pyx/core/segments.c"],
+    "_sockopt": [],
+    "_struct_options": [],
     "_options": [],
     "_driver": ["pyx/core/sequence.c"],
     "_capture": ["pyx/core/pcap.c", "pyx/core/format_pcap.c", "pyx/core/format_pcapng.c"],
