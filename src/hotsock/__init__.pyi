@@ -23,6 +23,7 @@ from ._hotloops import echo as echo
 from ._loop_socket import kernel_drops as kernel_drops
 from ._recv import RecvBatch as RecvBatch
 from ._recv import recv_batch as recv_batch
+from ._send import SendBatch as SendBatch
 from ._send import send_batch as send_batch
 from ._socket_class import create_connection as create_connection
 from ._socket_class import create_server as create_server
