@@ -27,7 +27,8 @@ from libc.string cimport memcpy, memmove, memset
 
 from includes.compat cimport mmsghdr, hs_sendmmsg, HS_MAX_BATCH, HS_GSO_MAX_BYTES
 from includes.core cimport (
-    HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_join, hs_gso_stage, hs_gso_stage_size)
+    HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_build_arena, hs_gso_join, hs_gso_split_arena,
+    hs_gso_stage, hs_gso_stage_size)
 from includes.socket cimport (
     iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, sendmsg, getsockopt, getpeername,
     SOL_SOCKET, SO_TYPE)
@@ -340,25 +341,8 @@ cdef Py_ssize_t _send_stream(SockInfo *info, iovec *iovs, Py_ssize_t n, int flag
     return n
 
 
-cdef Py_ssize_t _send_filled(object sock, SockInfo *info, SendArrays arrays, Py_ssize_t n,
-                             int c_flags, bint stream, object gso,
-                             sockaddr_storage *name, socklen_t name_len, bint join) except -1:
-    """Send the n messages prepared in *arrays* (iovecs, and messages for
-    datagrams): whole buffers on a stream (to *name*, if any), segmented
-    sends where *gso* allows, else plain ones.  The count sent."""
-    cdef Py_ssize_t total = 0
-    cdef int gso_error = 0
-    cdef size_t max_segment
-    c_flags = timeout_flags(info.timeout_ns, c_flags)
-    if stream:
-        # A stream has no datagrams: sendmmsg would count a buffer the
-        # kernel took only part of as sent, and drop the rest.
-        return _send_stream(info, arrays.iovs, n, c_flags, name, name_len)
-    if n > 1 and gso is not False and gso_usable_for(sock, info.fd, info.family):
-        max_segment = HS_GSO_MAX_BYTES if gso is True else safe_segment(info.family)
-        return _send_segmented(sock, info, arrays, n, c_flags, max_segment, join)
-    _send_messages(info, arrays.msgs, n, c_flags, NULL, &total, &gso_error)
-    return total
+cdef inline size_t _max_segment(object gso, int family) noexcept:
+    return HS_GSO_MAX_BYTES if gso is True else safe_segment(family)
 
 
 def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None):
@@ -408,7 +392,7 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
     being received into, ``RuntimeError``.
     """
     cdef SockInfo info
-    cdef Py_ssize_t n, i, acquired = 0
+    cdef Py_ssize_t n, i, acquired = 0, total = 0
     cdef Py_buffer *views
     cdef iovec *iovs
     cdef mmsghdr *msgs
@@ -416,6 +400,7 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
     cdef socklen_t name_len = 0
     cdef AddressCache cache
     cdef SendArrays arrays
+    cdef int gso_error = 0
     cdef int c_flags = flags_arg(flags)
     cdef bint stream
     get_sock_info(sock, &info)
@@ -463,9 +448,18 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
             elif address is not None:
                 msgs[i].msg_hdr.msg_name = &names[0]
                 msgs[i].msg_hdr.msg_namelen = name_len
-        return _send_filled(sock, &info, arrays, n, c_flags, stream, gso,
-                            &names[0] if address is not None or addresses is not None
-                            else NULL, name_len, False)
+        c_flags = timeout_flags(info.timeout_ns, c_flags)
+        if stream:
+            # A stream has no datagrams: sendmmsg would count a buffer the
+            # kernel took only part of as sent, and drop the rest.
+            return _send_stream(&info, iovs, n, c_flags,
+                                &names[0] if address is not None or addresses is not None
+                                else NULL, name_len)
+        if n > 1 and gso is not False and gso_usable_for(sock, info.fd, info.family):
+            return _send_segmented(sock, &info, arrays, n, c_flags,
+                                   _max_segment(gso, info.family), False)
+        _send_messages(&info, msgs, n, c_flags, NULL, &total, &gso_error)
+        return total
     finally:
         for i in range(acquired):
             PyBuffer_Release(&arrays.views[i])
@@ -709,6 +703,37 @@ cdef int _fill_from_received(RecvBatch batch, SendArrays arrays, Py_ssize_t n,
     return 0
 
 
+cdef Py_ssize_t _send_arena_segmented(object sock, SockInfo *info, SendArrays arrays,
+                                      SendBatch batch, Py_ssize_t n, int flags,
+                                      size_t max_segment, sockaddr_storage *one,
+                                      socklen_t one_len) except -1:
+    """_send_segmented for the first n slots of an arena, all to *one* (NULL:
+    the connected peer): grouped in one pass over the lengths, with no
+    message per datagram unless the socket refuses segmented sends."""
+    cdef mmsghdr *groups = arrays.groups
+    cdef size_t bad = 0
+    cdef Py_ssize_t m, i, sent = 0
+    cdef int gso_error = 0
+    m = <Py_ssize_t>hs_gso_build_arena(batch._arena.ptr, <size_t>batch.size,
+                                       <uint32_t *>batch._lengths.ptr, <size_t>n, max_segment,
+                                       one, one_len, arrays.iovs, groups,
+                                       arrays.control, arrays.datagrams, &bad)
+    if m == 0:
+        _length_error(<Py_ssize_t>bad, (<uint32_t *>batch._lengths.ptr)[bad], batch.size)
+    hs_gso_stage(groups, m, STAGED_SEGMENT,
+                 arrays.staging(hs_gso_stage_size(groups, m, STAGED_SEGMENT)), arrays.joined)
+    _send_messages(info, groups, m, flags, arrays.datagrams, &sent, &gso_error)
+    if gso_error:
+        state_of(sock, info.fd, True).gso_refused = True
+        # One by one, each datagram as the grouping read it.
+        hs_gso_split_arena(groups, m, arrays.datagrams, <size_t>batch.size, arrays.iovs)
+        for i in range(sent, n):
+            _message(&arrays.msgs[i], &arrays.iovs[i], <char *>arrays.iovs[i].iov_base,
+                     arrays.iovs[i].iov_len, one, one_len)
+        _send_messages(info, arrays.msgs + sent, n - sent, flags, NULL, &sent, &gso_error)
+    return sent
+
+
 cdef bint _connected(int fd) noexcept:
     cdef sockaddr_storage peer
     cdef socklen_t length = sizeof(peer)
@@ -722,8 +747,9 @@ cdef Py_ssize_t _send_from_batch(object sock, SockInfo *info, object batch, obje
     cdef RecvBatch received = None
     cdef sockaddr_storage *one = NULL
     cdef socklen_t name_len = 0
-    cdef Py_ssize_t n
-    cdef bint stream
+    cdef Py_ssize_t n, total = 0
+    cdef int gso_error = 0
+    cdef bint stream, segmented
     if gso is not None and gso is not True and gso is not False:
         raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
     if isinstance(batch, RecvBatch):
@@ -735,7 +761,10 @@ cdef Py_ssize_t _send_from_batch(object sock, SockInfo *info, object batch, obje
         n = (<SendBatch>batch)._used
     if n == 0:
         return 0
-    stream = _socket_type(info.fd) == SOCK_STREAM
+    # (Segmented sends are for UDP sockets only: no need to ask for the type too.)
+    segmented = n > 1 and gso is not False and gso_usable_for(sock, info.fd, info.family)
+    stream = not segmented and _socket_type(info.fd) == SOCK_STREAM
+    c_flags = timeout_flags(info.timeout_ns, c_flags)
     arrays = take_arrays(n, False)      # every field of every message is set below
     try:
         if address is not None:
@@ -744,8 +773,17 @@ cdef Py_ssize_t _send_from_batch(object sock, SockInfo *info, object batch, obje
         if received is not None:
             _fill_from_received(received, arrays, n, one, name_len,
                                 one == NULL and not stream and not _connected(info.fd))
+        elif segmented and (one != NULL or (<SendBatch>batch)._targeted == 0):
+            return _send_arena_segmented(sock, info, arrays, <SendBatch>batch, n, c_flags,
+                                         _max_segment(gso, info.family), one, name_len)
         else:
             _fill_from_arena(<SendBatch>batch, info.family, arrays, n, one, name_len)
-        return _send_filled(sock, info, arrays, n, c_flags, stream, gso, one, name_len, True)
+        if stream:
+            return _send_stream(info, arrays.iovs, n, c_flags, one, name_len)
+        if segmented:
+            return _send_segmented(sock, info, arrays, n, c_flags,
+                                   _max_segment(gso, info.family), True)
+        _send_messages(info, arrays.msgs, n, c_flags, NULL, &total, &gso_error)
+        return total
     finally:
         give_back(arrays)
