@@ -8,9 +8,9 @@ import os
 import socket
 import threading
 import time
-import tracemalloc
 
 import pytest
+from test_batch import _peak_during
 
 import hotsock
 from hotsock import _features, _state
@@ -316,26 +316,25 @@ def test_an_empty_recv_batch_sends_nothing():
 
 # --- streams and full sockets -------------------------------------------------------
 
-def test_stream_sockets_get_each_datagram_whole_in_order():
+def _stream_pair(kind):
+    if kind == "unix":
+        return hotsock.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = hotsock.create_connection(server.getsockname())
+        return client, server.accept()[0]
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_stream_sockets_get_each_datagram_whole_in_order(kind):
     payloads = [pattern(i, 1000 + i) for i in range(50)] + [b""] + [b"end"]
     batch = filled(payloads, size=2000)
-    a, b = hotsock.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with a, b:
-        assert a.send_batch(batch) == len(payloads)
-        a.shutdown(socket.SHUT_WR)
-        b.settimeout(5)
-        data = b"".join(iter(lambda: b.recv(1 << 16), b""))
+    sender, receiver = _stream_pair(kind)
+    with sender, receiver:
+        assert sender.send_batch(batch) == len(payloads)
+        sender.shutdown(socket.SHUT_WR)
+        receiver.settimeout(5)
+        data = b"".join(iter(lambda: receiver.recv(1 << 16), b""))
         assert data == b"".join(payloads)
-    server = socket.create_server(("127.0.0.1", 0))
-    with server:
-        client = hotsock.create_connection(server.getsockname())
-        peer, _ = server.accept()
-        with client, peer:
-            assert client.send_batch(batch) == len(payloads)
-            client.shutdown(socket.SHUT_WR)
-            peer.settimeout(5)
-            data = b"".join(iter(lambda: peer.recv(1 << 16), b""))
-            assert data == b"".join(payloads)
 
 
 def test_partial_send_on_a_full_non_blocking_socket():
@@ -496,18 +495,6 @@ def test_bad_arguments_with_a_batch():
 
 
 # --- costs and threads ---------------------------------------------------------------
-
-def _peak_during(func):
-    tracemalloc.start()
-    try:
-        func()                                  # warm caches, pools, interned objects
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        func()
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
 
 @pytest.mark.parametrize("gso", [False, True])
 def test_sending_an_arena_allocates_nothing_per_datagram(gso):

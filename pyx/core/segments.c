@@ -32,6 +32,21 @@ void hs_gso_attach(struct mmsghdr *m, char *control, uint16_t segment)
 #endif
 }
 
+/* *out*: one send to *name* of the iovlen iovecs at *iov*, carrying k
+ * datagrams (k > 1: cut at *segment* bytes, told in *control*). */
+static void group(struct mmsghdr *out, void *name, socklen_t name_len, struct iovec *iov,
+                  size_t iovlen, size_t k, size_t segment, char *control)
+{
+    memset(out, 0, sizeof(*out));
+    out->msg_hdr.msg_name = name;
+    out->msg_hdr.msg_namelen = name_len;
+    out->msg_hdr.msg_iov = iov;
+    out->msg_hdr.msg_iovlen = iovlen;
+    if (k > 1)
+        hs_gso_attach(out, control, (uint16_t)segment);
+}
+
+
 size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     struct mmsghdr *out, char *control, uint32_t *datagrams)
 {
@@ -52,15 +67,9 @@ size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     break;      /* only the last segment may be shorter */
             }
         }
-        memset(&out[m], 0, sizeof(out[m]));
-        out[m].msg_hdr.msg_name = first->msg_name;
-        out[m].msg_hdr.msg_namelen = first->msg_namelen;
-        out[m].msg_hdr.msg_iov = first->msg_iov;
-        out[m].msg_hdr.msg_iovlen = k;
-        if (k > 1)
-            hs_gso_attach(&out[m], control + m * HS_SEGMENT_CONTROL, (uint16_t)segment);
-        datagrams[m] = (uint32_t)k;
-        m++;
+        group(&out[m], first->msg_name, first->msg_namelen, first->msg_iov, k, k, segment,
+              control + m * HS_SEGMENT_CONTROL);
+        datagrams[m++] = (uint32_t)k;
         i += k;
     }
     return m;
@@ -137,26 +146,21 @@ size_t hs_gso_build_arena(char *arena, size_t slot_size, const uint32_t *lengths
                 }
             }
         }
-        memset(&out[m], 0, sizeof(out[m]));
-        out[m].msg_hdr.msg_name = name;
-        out[m].msg_hdr.msg_namelen = name_len;
-        out[m].msg_hdr.msg_iov = &iovs[i];
         if (k > 1 && segment == slot_size) {
             /* Full slots back to back: one buffer over the arena. */
             iovs[i].iov_base = arena + i * slot_size;
             iovs[i].iov_len = total;
-            out[m].msg_hdr.msg_iovlen = 1;
+            group(&out[m], name, name_len, &iovs[i], 1, k, segment,
+                  control + m * HS_SEGMENT_CONTROL);
         } else {
             for (j = 0; j < k; j++) {
                 iovs[i + j].iov_base = arena + (i + j) * slot_size;
                 iovs[i + j].iov_len = j + 1 < k ? segment : total - (k - 1) * segment;
             }
-            out[m].msg_hdr.msg_iovlen = k;
+            group(&out[m], name, name_len, &iovs[i], k, k, segment,
+                  control + m * HS_SEGMENT_CONTROL);
         }
-        if (k > 1)
-            hs_gso_attach(&out[m], control + m * HS_SEGMENT_CONTROL, (uint16_t)segment);
-        datagrams[m] = (uint32_t)k;
-        m++;
+        datagrams[m++] = (uint32_t)k;
         i += k;
     }
     return m;

@@ -21,7 +21,7 @@ the same functions run a C loop of sendmsg with identical results.
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
-from libc.errno cimport errno, EIO, EINVAL, ENOTCONN, EOPNOTSUPP
+from libc.errno cimport errno, EIO, EINVAL, EOPNOTSUPP
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy, memmove, memset
 
