@@ -32,6 +32,21 @@ void hs_gso_attach(struct mmsghdr *m, char *control, uint16_t segment)
 #endif
 }
 
+/* *out*: one send to *name* of the iovlen iovecs at *iov*, carrying k
+ * datagrams (k > 1: cut at *segment* bytes, told in *control*). */
+static void group(struct mmsghdr *out, void *name, socklen_t name_len, struct iovec *iov,
+                  size_t iovlen, size_t k, size_t segment, char *control)
+{
+    memset(out, 0, sizeof(*out));
+    out->msg_hdr.msg_name = name;
+    out->msg_hdr.msg_namelen = name_len;
+    out->msg_hdr.msg_iov = iov;
+    out->msg_hdr.msg_iovlen = iovlen;
+    if (k > 1)
+        hs_gso_attach(out, control, (uint16_t)segment);
+}
+
+
 size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     struct mmsghdr *out, char *control, uint32_t *datagrams)
 {
@@ -52,18 +67,121 @@ size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     break;      /* only the last segment may be shorter */
             }
         }
-        memset(&out[m], 0, sizeof(out[m]));
-        out[m].msg_hdr.msg_name = first->msg_name;
-        out[m].msg_hdr.msg_namelen = first->msg_namelen;
-        out[m].msg_hdr.msg_iov = first->msg_iov;
-        out[m].msg_hdr.msg_iovlen = k;
-        if (k > 1)
-            hs_gso_attach(&out[m], control + m * HS_SEGMENT_CONTROL, (uint16_t)segment);
-        datagrams[m] = (uint32_t)k;
-        m++;
+        group(&out[m], first->msg_name, first->msg_namelen, first->msg_iov, k, k, segment,
+              control + m * HS_SEGMENT_CONTROL);
+        datagrams[m++] = (uint32_t)k;
         i += k;
     }
     return m;
+}
+
+/* The datagram of iovs' slot, read once and checked: 0, or -1 with *bad set. */
+static int arena_length(const uint32_t *lengths, size_t i, size_t slot_size, size_t *length,
+                        size_t *bad)
+{
+    uint32_t value = lengths[i];
+    if (value > slot_size) {
+        *bad = i;
+        return -1;
+    }
+    *length = value;
+    return 0;
+}
+
+size_t hs_gso_build_arena(char *arena, size_t slot_size, const uint32_t *lengths, size_t n,
+                          size_t max_segment, void *name, socklen_t name_len,
+                          struct iovec *iovs, struct mmsghdr *out,
+                          char *control, uint32_t *datagrams, size_t *bad)
+{
+    size_t i = 0, m = 0, j, next = 0;
+    int have_next = 0;
+    while (i < n) {
+        size_t segment, total, k = 1;
+        if (have_next)
+            segment = next;     /* read once already, by the group before */
+        else if (arena_length(lengths, i, slot_size, &segment, bad) < 0)
+            return 0;
+        have_next = 0;
+        total = segment;
+        /* The groups hs_gso_build makes: equal lengths, the last may be
+         * shorter, at most HS_GSO_MAX_SEGMENTS and HS_GSO_MAX_BYTES.  The run
+         * of equal lengths first (one compare each: this loop is the cost
+         * per datagram), then the one after it, which may end the group. */
+        if (segment > 0 && segment <= max_segment && segment <= 0xFFFF) {
+            size_t room = n - i < HS_GSO_MAX_SEGMENTS ? n - i : HS_GSO_MAX_SEGMENTS;
+            size_t full = HS_GSO_MAX_BYTES / segment < room ? HS_GSO_MAX_BYTES / segment : room;
+            /* Eight at a time while all are equal (a loop without an early
+             * exit, which the compiler vectorizes), then one by one. */
+            while (k + 8 <= full) {
+                uint32_t differ = 0;
+                for (j = 0; j < 8; j++)
+                    differ |= lengths[i + k + j] ^ (uint32_t)segment;
+                if (differ)
+                    break;
+                k += 8;
+            }
+            while (k < full) {
+                uint32_t value = lengths[i + k];
+                if (value != segment) {
+                    next = value;
+                    have_next = 1;
+                    break;
+                }
+                k++;
+            }
+            if (!have_next && k < room) {
+                next = lengths[i + k];  /* no room for another full one: a shorter one? */
+                have_next = 1;
+            }
+            total = k * segment;
+            if (have_next) {
+                if (next > slot_size) {
+                    *bad = i + k;
+                    return 0;
+                }
+                if (next > 0 && next < segment && total + next <= HS_GSO_MAX_BYTES) {
+                    total += next;      /* the shorter last datagram */
+                    k++;
+                    have_next = 0;
+                }
+            }
+        }
+        if (k > 1 && segment == slot_size) {
+            /* Full slots back to back: one buffer over the arena. */
+            iovs[i].iov_base = arena + i * slot_size;
+            iovs[i].iov_len = total;
+            group(&out[m], name, name_len, &iovs[i], 1, k, segment,
+                  control + m * HS_SEGMENT_CONTROL);
+        } else {
+            for (j = 0; j < k; j++) {
+                iovs[i + j].iov_base = arena + (i + j) * slot_size;
+                iovs[i + j].iov_len = j + 1 < k ? segment : total - (k - 1) * segment;
+            }
+            group(&out[m], name, name_len, &iovs[i], k, k, segment,
+                  control + m * HS_SEGMENT_CONTROL);
+        }
+        datagrams[m++] = (uint32_t)k;
+        i += k;
+    }
+    return m;
+}
+
+void hs_gso_split_arena(const struct mmsghdr *out, size_t m, const uint32_t *datagrams,
+                        size_t slot_size, struct iovec *iovs)
+{
+    size_t j, t, first = 0;
+    for (j = 0; j < m; j++) {
+        size_t k = datagrams[j];
+        if (k > 1 && out[j].msg_hdr.msg_iovlen == 1 && out[j].msg_hdr.msg_iov == &iovs[first]) {
+            char *base = iovs[first].iov_base;
+            size_t total = iovs[first].iov_len;
+            for (t = 0; t < k; t++) {
+                iovs[first + t].iov_base = base + t * slot_size;
+                iovs[first + t].iov_len = t + 1 < k ? slot_size : total - (k - 1) * slot_size;
+            }
+        }
+        first += k;
+    }
 }
 
 size_t hs_gso_join(struct mmsghdr *out, size_t m, struct iovec *joined)

@@ -27,6 +27,26 @@
 size_t hs_gso_build(const struct mmsghdr *msgs, size_t n, size_t max_segment,
                     struct mmsghdr *out, char *control, uint32_t *datagrams);
 
+/* hs_gso_build straight from an arena, in one pass: datagram i is the
+ * first lengths[i] bytes of slot i (slot_size bytes at arena + i * slot_size),
+ * every one to *name* (NULL: the connected peer).  Each length sent is
+ * the value of one read of the array, checked before use, so that an array
+ * another thread (or NumPy) writes meanwhile cannot make a send reach past
+ * a slot.  A group of full slots
+ * (each but the last datagram fills its slot) is one iovec over the arena,
+ * iovs[first]; the datagrams of other groups get one iovec each, iovs[i].
+ * Returns m; or 0 for a length above slot_size, its index in *bad* (the
+ * messages written so far are then not to be sent). */
+size_t hs_gso_build_arena(char *arena, size_t slot_size, const uint32_t *lengths, size_t n,
+                          size_t max_segment, void *name, socklen_t name_len,
+                          struct iovec *iovs, struct mmsghdr *out,
+                          char *control, uint32_t *datagrams, size_t *bad);
+
+/* After hs_gso_build_arena: iovs[i] for every datagram (one iovec each, as
+ * read), for sending them one by one when segmented sends are refused. */
+void hs_gso_split_arena(const struct mmsghdr *out, size_t m, const uint32_t *datagrams,
+                        size_t slot_size, struct iovec *iovs);
+
 /* Messages out[0..m) whose iovecs are one run of memory (each starts where
  * the one before ends) get the single iovec joined[j] instead: the kernel
  * copies one buffer per send rather than one per datagram.  Returns how

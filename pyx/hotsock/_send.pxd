@@ -2,7 +2,8 @@
 # the hot loops, and one sendmmsg.
 from libc.stdint cimport uint32_t
 from includes.compat cimport mmsghdr
-from includes.socket cimport iovec, sockaddr_storage
+from includes.socket cimport iovec, sockaddr_storage, socklen_t
+from hotsock._recv cimport _Memory
 
 
 cdef class SendArrays:
@@ -31,3 +32,24 @@ cdef void give_back(SendArrays arrays) noexcept
 # One sendmmsg (or the sendmsg fallback) of n prepared messages: the count
 # sent, or -1 with errno.
 cdef Py_ssize_t mmsg_send(int fd, mmsghdr *msgs, unsigned int n, int flags) noexcept nogil
+
+
+# An arena of datagrams to send: count slots of size bytes, their lengths,
+# and per-slot destinations (the Python address as given, and its sockaddr
+# once converted for a socket of family name_family[i]).
+cdef class SendBatch:
+    cdef readonly Py_ssize_t count
+    cdef readonly Py_ssize_t size
+    cdef Py_ssize_t _used               # datagrams to send: slots 0..used-1
+    cdef _Memory _arena
+    cdef _Memory _lengths
+    cdef object _arena_view
+    cdef list _targets                  # per slot: the address given, or None
+    cdef Py_ssize_t _targeted           # slots with an address
+    cdef sockaddr_storage *names
+    cdef socklen_t *name_lens
+    cdef int *name_family               # 0: not converted (or no address)
+
+    cdef Py_ssize_t _slot(self, Py_ssize_t i) except -1
+    cdef int _name(self, Py_ssize_t i, int family, sockaddr_storage *out,
+                   socklen_t *out_len) except -1

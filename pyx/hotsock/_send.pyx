@@ -6,6 +6,11 @@ consecutive datagrams for one destination go as one segmented send
 socket's record (``_state``) so that later sends go one by one.  On a
 stream socket the buffers are written whole, in order.
 
+:class:`SendBatch` is the arena to send from without a Python object per
+datagram: the caller fills its slots in place and sets their lengths (and
+destinations), and ``send_batch`` builds the messages in C.  A received
+:class:`~hotsock.RecvBatch` is sent the same way (echo, relays, fan-out).
+
 :class:`SendArrays` holds the mmsghdr/iovec/sockaddr/segment arrays a send
 works in; ``send_batch``, ``echo`` and ``blast`` take theirs from one small
 pool, so a call neither allocates nor zeroes them afresh.
@@ -13,21 +18,25 @@ pool, so a call neither allocates nor zeroes them afresh.
 Where sendmmsg is missing (macOS) or switched off with ``HOTSOCK_NO_MMSG=1``,
 the same functions run a C loop of sendmsg with identical results.
 """
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_GET_ITEM
 from libc.errno cimport errno, EIO, EINVAL, EOPNOTSUPP
 from libc.stdint cimport uint32_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memmove, memset
 
 from includes.compat cimport mmsghdr, hs_sendmmsg, HS_MAX_BATCH, HS_GSO_MAX_BYTES
-from includes.core cimport HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_stage, hs_gso_stage_size
+from includes.core cimport (
+    HS_SEGMENT_CONTROL, hs_gso_build, hs_gso_build_arena, hs_gso_join, hs_gso_split_arena,
+    hs_gso_stage, hs_gso_stage_size)
 from includes.socket cimport (
-    iovec, msghdr, sockaddr_storage, socklen_t, sendmsg, getsockopt, SOL_SOCKET, SO_TYPE)
+    iovec, msghdr, sockaddr, sockaddr_storage, socklen_t, sendmsg, getsockopt, getpeername,
+    SOL_SOCKET, SO_TYPE)
 from hotsock._address cimport AddressCache, cache_of, resolve_address
 from hotsock._features cimport safe_segment, use_mmsg
 from hotsock._pysocket cimport SockInfo, get_sock_info
-from hotsock._state cimport gso_usable_for, state_of
+from hotsock._recv cimport _Memory, BatchSlots, RecvBatch, entry_data, entry_length, entry_slot
+from hotsock._state cimport fork_generation, gso_usable_for, state_of
 from hotsock._syscall cimport flags_arg, sock_call, raise_errno, timeout_flags
 
 
@@ -36,6 +45,9 @@ cdef extern from "<sys/socket.h>":
 
 # Segmented sends of datagrams up to this size are copied into one buffer.
 cdef size_t STAGED_SEGMENT = 1024
+
+# The largest SendBatch slot (as for RecvBatch).
+cdef Py_ssize_t MAX_SLOT = 1 << 24
 
 cdef struct SendCtx:
     mmsghdr *msgs
@@ -232,14 +244,18 @@ cdef Py_ssize_t _send_messages(SockInfo *info, mmsghdr *msgs, Py_ssize_t n, int 
 
 
 cdef Py_ssize_t _send_segmented(object sock, SockInfo *info, SendArrays arrays, Py_ssize_t n,
-                                int flags, size_t max_segment) except -1:
+                                int flags, size_t max_segment, bint join) except -1:
     """Send n datagrams as segmented sends where they group; the datagrams sent.
-    A refusal is remembered for the socket and the rest go one by one."""
+    A refusal is remembered for the socket and the rest go one by one.
+    *join*: the datagrams may lie back to back in memory (an arena whose
+    slots they fill), and such groups go as one buffer, uncopied."""
     cdef mmsghdr *groups = arrays.groups
     cdef Py_ssize_t m, sent = 0
     cdef int gso_error = 0
     m = <Py_ssize_t>hs_gso_build(arrays.msgs, n, max_segment, groups, arrays.control,
                                  arrays.datagrams)
+    if join:
+        hs_gso_join(groups, m, arrays.joined)
     # Small datagrams: copied into one buffer per send (see hs_gso_stage).
     hs_gso_stage(groups, m, STAGED_SEGMENT,
                  arrays.staging(hs_gso_stage_size(groups, m, STAGED_SEGMENT)), arrays.joined)
@@ -325,11 +341,21 @@ cdef Py_ssize_t _send_stream(SockInfo *info, iovec *iovs, Py_ssize_t n, int flag
     return n
 
 
+cdef inline size_t _max_segment(object gso, int family) noexcept:
+    return HS_GSO_MAX_BYTES if gso is True else safe_segment(family)
+
+
 def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None):
     """send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None) -> int
 
     Send each bytes-like object of *buffers* (a sequence or any iterable) as one datagram,
-    up to 1024 per ``sendmmsg`` call.  The destination is *address* for all
+    up to 1024 per ``sendmmsg`` call.  *buffers* may also be a :class:`SendBatch`
+    (its ``len(batch)`` datagrams, each to ``address`` if given, else to the
+    one set with ``set_address``, else to the connected peer) or a received
+    :class:`RecvBatch` (its datagrams as received, each to ``address`` if
+    given, else to the connected peer on a connected socket, else back to
+    its sender); neither makes a Python object per datagram, and *addresses*
+    does not apply to them.  The destination is *address* for all
     of them, ``addresses[i]`` for each, or the connected peer when neither is
     given.  Returns the number of datagrams sent: fewer than ``len(buffers)``
     when the socket stops accepting (a full buffer on a non-blocking socket,
@@ -360,7 +386,10 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
     that are not an integer, ``ValueError`` when *addresses* and *buffers*
     differ in length, ``OSError`` (``ENOTSOCK``) when *sock* is not a
     socket, and ``OSError``/``TimeoutError`` when not even the first
-    datagram can be sent.
+    datagram can be sent.  For a SendBatch: ``ValueError`` for a length above
+    the slot size (naming the datagram), and the address errors of
+    ``sendto`` (with a note naming the datagram); for a RecvBatch that is
+    being received into, ``RuntimeError``.
     """
     cdef SockInfo info
     cdef Py_ssize_t n, i, acquired = 0, total = 0
@@ -374,8 +403,12 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
     cdef int gso_error = 0
     cdef int c_flags = flags_arg(flags)
     cdef bint stream
-    cdef size_t max_segment
     get_sock_info(sock, &info)
+    if isinstance(buffers, (SendBatch, RecvBatch)):
+        if addresses is not None:
+            raise TypeError("send_batch() takes addresses only with a sequence of buffers "
+                            "(a SendBatch has set_address)")
+        return _send_from_batch(sock, &info, buffers, address, c_flags, gso)
     # Tuples: user code runs below (__index__, name lookups with the GIL
     # released) and must not be able to shrink what is being indexed.
     items = tuple(PySequence_Fast(buffers, "send_batch() expects a sequence of bytes-like objects"))
@@ -423,11 +456,334 @@ def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None
                                 &names[0] if address is not None or addresses is not None
                                 else NULL, name_len)
         if n > 1 and gso is not False and gso_usable_for(sock, info.fd, info.family):
-            max_segment = HS_GSO_MAX_BYTES if gso is True else safe_segment(info.family)
-            return _send_segmented(sock, &info, arrays, n, c_flags, max_segment)
+            return _send_segmented(sock, &info, arrays, n, c_flags,
+                                   _max_segment(gso, info.family), False)
         _send_messages(&info, msgs, n, c_flags, NULL, &total, &gso_error)
         return total
     finally:
         for i in range(acquired):
             PyBuffer_Release(&arrays.views[i])
+        give_back(arrays)
+
+
+# --- sending from batches -------------------------------------------------------
+
+# SendBatch.name_family: the slot has no address, or one not yet converted.
+cdef int NO_ADDRESS = 0
+cdef int UNCONVERTED = -1
+
+
+cdef class SendBatch:
+    """SendBatch(count=64, size=2048)
+
+    An arena of *count* slots of *size* bytes each, to send from with
+    :func:`send_batch` without a Python object per datagram.  ``batch[i]``
+    is a writable memoryview of slot *i* (all *size* bytes) for the caller
+    to fill; ``lengths`` is a writable ``uint32`` array of *count* items,
+    each slot's datagram length (0 to begin with).  ``len(batch)`` is the
+    number of datagrams to send, slots ``0 .. used-1``: set ``used``, or let
+    ``set(i, data)`` raise it to ``i + 1``.  The batch itself exports the
+    whole arena (``numpy.frombuffer(batch, numpy.uint8).reshape(count, size)``).
+
+    ``set_address(i, address)`` gives slot *i* its own destination (None: none,
+    the connected peer); it is converted as ``socket.sendto`` converts it,
+    for the family of the socket it is sent on, when first sent, and kept
+    converted for later sends (a host name is looked up once).  An
+    ``address`` passed to ``send_batch`` goes for every datagram instead.
+
+    Raises ``ValueError`` for a count outside 1..MAX_BATCH or a size outside
+    0..16 MiB, and ``MemoryError`` if the arena cannot be allocated.
+    """
+
+    def __cinit__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
+        if count < 1 or count > HS_MAX_BATCH:
+            raise ValueError(f"count must be between 1 and {HS_MAX_BATCH}, not {count}")
+        if size < 0 or size > MAX_SLOT:
+            raise ValueError(f"size must be between 0 and {MAX_SLOT}, not {size}")
+        self.count = count
+        self.size = size
+        self._arena = _Memory(count * size, 1, b"B")
+        self._lengths = _Memory(count, sizeof(uint32_t), b"I")
+        self._arena_view = memoryview(self._arena)
+        self._targets = [None] * count
+        self.names = <sockaddr_storage *>PyMem_Calloc(count, sizeof(sockaddr_storage))
+        self.name_lens = <socklen_t *>PyMem_Calloc(count, sizeof(socklen_t))
+        self.name_family = <int *>PyMem_Calloc(count, sizeof(int))
+        if self.names == NULL or self.name_lens == NULL or self.name_family == NULL:
+            raise MemoryError()
+
+    def __init__(self, Py_ssize_t count=64, Py_ssize_t size=2048):
+        pass            # everything is set up (and checked) in __cinit__
+
+    def __dealloc__(self):
+        PyMem_Free(self.names)
+        PyMem_Free(self.name_lens)
+        PyMem_Free(self.name_family)
+
+    def __len__(self):
+        return self._used
+
+    def __repr__(self):
+        return f"<hotsock.SendBatch count={self.count} size={self.size} used={self._used}>"
+
+    @property
+    def used(self):
+        """Datagrams to send (slots ``0 .. used-1``); settable, 0..count."""
+        return self._used
+
+    @used.setter
+    def used(self, Py_ssize_t n):
+        if n < 0 or n > self.count:
+            raise ValueError(f"used must be between 0 and {self.count}, not {n}")
+        self._used = n
+
+    cdef Py_ssize_t _slot(self, Py_ssize_t i) except -1:
+        if i < 0:
+            i += self.count
+        if i < 0 or i >= self.count:
+            raise IndexError("SendBatch index out of range")
+        return i
+
+    def __getitem__(self, Py_ssize_t i):
+        i = self._slot(i)
+        return self._arena_view[i * self.size:(i + 1) * self.size]
+
+    def __iter__(self):
+        """``(payload, address)`` of each datagram to send: its first
+        ``lengths[i]`` bytes, and the address set for it (or None)."""
+        cdef Py_ssize_t i
+        cdef uint32_t c_len
+        for i in range(self._used):
+            c_len = (<uint32_t *>self._lengths.ptr)[i]
+            if c_len > <uint32_t>self.size:
+                _length_error(i, c_len, self.size)
+            yield self._arena_view[i * self.size:i * self.size + c_len], self._targets[i]
+
+    @property
+    def lengths(self):
+        """Each slot's datagram length: a writable ``uint32`` memoryview of
+        ``count`` items.  A length above ``size`` is refused when sent."""
+        return self._lengths.view(self.count)
+
+    def set(self, Py_ssize_t i, data, address=None):
+        """Copy the bytes-like *data* into slot *i*, set its length, raise
+        ``used`` to ``i + 1`` if below, and set its address if one is given
+        (None leaves it as it is).  ``ValueError`` if *data* is longer than
+        ``size``, ``IndexError`` for a slot out of range, ``TypeError`` for
+        data that is not bytes-like."""
+        cdef Py_buffer view
+        cdef Py_ssize_t length
+        i = self._slot(i)
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            length = view.len
+            if length > self.size:
+                raise ValueError(f"{length} bytes do not fit in a slot of {self.size}")
+            # memmove: data may be a view of this very slot
+            memmove(self._arena.ptr + i * self.size, view.buf, <size_t>length)
+        finally:
+            PyBuffer_Release(&view)
+        (<uint32_t *>self._lengths.ptr)[i] = <uint32_t>length
+        if address is not None:
+            self.set_address(i, address)
+        if self._used <= i:
+            self._used = i + 1
+
+    def set_address(self, Py_ssize_t i, address):
+        """The destination of slot *i* (None: no address of its own).  It is
+        converted when first sent, with ``sendto``'s errors."""
+        i = self._slot(i)
+        if (self._targets[i] is None) != (address is None):
+            self._targeted += 1 if address is not None else -1
+        self._targets[i] = address
+        self.name_family[i] = NO_ADDRESS if address is None else UNCONVERTED
+
+    def address(self, Py_ssize_t i):
+        """The address set for slot *i*, or None."""
+        return self._targets[self._slot(i)]
+
+    cdef int _name(self, Py_ssize_t i, int family, sockaddr_storage *out,
+                   socklen_t *out_len) except -1:
+        """Slot i's destination as a sockaddr for a socket of *family*, copied
+        to *out* (a copy: the send runs without the GIL, and another thread
+        may set the address meanwhile)."""
+        if self.name_family[i] == family:
+            memcpy(out, &self.names[i], self.name_lens[i])
+            out_len[0] = self.name_lens[i]
+            return 0
+        target = self._targets[i]
+        try:
+            resolve_address(family, target, "send_batch", out, out_len)
+        except Exception as exc:
+            exc.add_note(f"(the address set for datagram {i} of the SendBatch)")
+            raise
+        # Kept for later sends -- unless converted for another family already,
+        # or replaced while a host name was being looked up.
+        if self.name_family[i] == UNCONVERTED and self._targets[i] is target:
+            memcpy(&self.names[i], out, out_len[0])
+            self.name_lens[i] = out_len[0]
+            self.name_family[i] = family
+        return 0
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self._arena, self._arena.ptr,
+                          self.count * self.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
+cdef int _length_error(Py_ssize_t i, uint32_t length, Py_ssize_t size) except -1:
+    raise ValueError(f"SendBatch.lengths[{i}] is {length}, more than the slot size {size}")
+
+
+cdef inline void _message(mmsghdr *m, iovec *iov, char *data, size_t length,
+                          void *name, socklen_t name_len) noexcept:
+    iov.iov_base = data
+    iov.iov_len = length
+    m.msg_hdr.msg_name = name
+    m.msg_hdr.msg_namelen = name_len
+    m.msg_hdr.msg_iov = iov
+    m.msg_hdr.msg_iovlen = 1
+    m.msg_hdr.msg_control = NULL
+    m.msg_hdr.msg_controllen = 0
+    m.msg_hdr.msg_flags = 0
+
+
+cdef int _fill_from_arena(SendBatch batch, int family, SendArrays arrays, Py_ssize_t n,
+                          sockaddr_storage *one, socklen_t one_len) except -1:
+    """Messages for the first n slots of *batch*: to *one* if given, else each
+    to its own address (if set)."""
+    cdef uint32_t *lengths = <uint32_t *>batch._lengths.ptr
+    cdef char *arena = batch._arena.ptr
+    cdef Py_ssize_t i, size = batch.size
+    cdef uint32_t c_len
+    cdef socklen_t name_len
+    cdef bint own = one == NULL and batch._targeted > 0
+    for i in range(n):
+        # Read once: NumPy (or another thread) may write the array meanwhile,
+        # and what was checked must be what is sent.
+        c_len = lengths[i]
+        if c_len > <uint32_t>size:
+            _length_error(i, c_len, size)
+        _message(&arrays.msgs[i], &arrays.iovs[i], arena + i * size, c_len, one, one_len)
+        if own and batch.name_family[i] != NO_ADDRESS:
+            batch._name(i, family, &arrays.names[i], &name_len)
+            arrays.msgs[i].msg_hdr.msg_name = &arrays.names[i]
+            arrays.msgs[i].msg_hdr.msg_namelen = name_len
+    return 0
+
+
+cdef int _fill_from_received(RecvBatch batch, SendArrays arrays, Py_ssize_t n,
+                             sockaddr_storage *one, socklen_t one_len,
+                             bint to_senders) except -1:
+    """Messages for the n datagrams of *batch*, as received (each never past
+    its buffer, whatever its ``lengths`` entry says): to *one*, back to their
+    senders, or (neither) to the connected peer."""
+    cdef BatchSlots *s = &batch.slots
+    cdef Py_ssize_t i, slot, length, room
+    cdef char *data
+    cdef socklen_t name_len
+    for i in range(n):
+        slot = entry_slot(s, i)
+        data = entry_data(s, i)
+        room = s.size - (data - (s.arena + slot * s.size))
+        length = entry_length(s, i)
+        if length > room:
+            length = room if room > 0 else 0
+        _message(&arrays.msgs[i], &arrays.iovs[i], data, <size_t>length, one, one_len)
+        if to_senders:
+            name_len = s.msgs[slot].msg_hdr.msg_namelen
+            if name_len > sizeof(sockaddr_storage):
+                name_len = sizeof(sockaddr_storage)
+            # A copy: a receive into the batch may start once this one has the GIL back.
+            memcpy(&arrays.names[i], &s.names[slot], name_len)
+            arrays.msgs[i].msg_hdr.msg_name = &arrays.names[i] if name_len else NULL
+            arrays.msgs[i].msg_hdr.msg_namelen = name_len
+    return 0
+
+
+cdef Py_ssize_t _send_arena_segmented(object sock, SockInfo *info, SendArrays arrays,
+                                      SendBatch batch, Py_ssize_t n, int flags,
+                                      size_t max_segment, sockaddr_storage *one,
+                                      socklen_t one_len) except -1:
+    """_send_segmented for the first n slots of an arena, all to *one* (NULL:
+    the connected peer): grouped in one pass over the lengths, with no
+    message per datagram unless the socket refuses segmented sends."""
+    cdef mmsghdr *groups = arrays.groups
+    cdef size_t bad = 0
+    cdef Py_ssize_t m, i, sent = 0
+    cdef int gso_error = 0
+    m = <Py_ssize_t>hs_gso_build_arena(batch._arena.ptr, <size_t>batch.size,
+                                       <uint32_t *>batch._lengths.ptr, <size_t>n, max_segment,
+                                       one, one_len, arrays.iovs, groups,
+                                       arrays.control, arrays.datagrams, &bad)
+    if m == 0:
+        _length_error(<Py_ssize_t>bad, (<uint32_t *>batch._lengths.ptr)[bad], batch.size)
+    hs_gso_stage(groups, m, STAGED_SEGMENT,
+                 arrays.staging(hs_gso_stage_size(groups, m, STAGED_SEGMENT)), arrays.joined)
+    _send_messages(info, groups, m, flags, arrays.datagrams, &sent, &gso_error)
+    if gso_error:
+        state_of(sock, info.fd, True).gso_refused = True
+        # One by one, each datagram as the grouping read it.
+        hs_gso_split_arena(groups, m, arrays.datagrams, <size_t>batch.size, arrays.iovs)
+        for i in range(sent, n):
+            _message(&arrays.msgs[i], &arrays.iovs[i], <char *>arrays.iovs[i].iov_base,
+                     arrays.iovs[i].iov_len, one, one_len)
+        _send_messages(info, arrays.msgs + sent, n - sent, flags, NULL, &sent, &gso_error)
+    return sent
+
+
+cdef bint _connected(int fd) noexcept:
+    cdef sockaddr_storage peer
+    cdef socklen_t length = sizeof(peer)
+    return getpeername(fd, <sockaddr *>&peer, &length) == 0
+
+
+cdef Py_ssize_t _send_from_batch(object sock, SockInfo *info, object batch, object address,
+                                 int c_flags, object gso) except -1:
+    """send_batch for a SendBatch or a RecvBatch."""
+    cdef SendArrays arrays
+    cdef RecvBatch received = None
+    cdef sockaddr_storage *one = NULL
+    cdef socklen_t name_len = 0
+    cdef Py_ssize_t n, total = 0
+    cdef int gso_error = 0
+    cdef bint stream, segmented
+    if gso is not None and gso is not True and gso is not False:
+        raise TypeError(f"gso must be True, False or None, not {type(gso).__name__}")
+    if isinstance(batch, RecvBatch):
+        received = <RecvBatch>batch
+        if received._busy and received._busy_forks == fork_generation():
+            raise RuntimeError("this RecvBatch is being received into in another thread")
+        n = received._received
+    else:
+        n = (<SendBatch>batch)._used
+    if n == 0:
+        return 0
+    # (Segmented sends are for UDP sockets only: no need to ask for the type too.)
+    segmented = n > 1 and gso is not False and gso_usable_for(sock, info.fd, info.family)
+    stream = not segmented and _socket_type(info.fd) == SOCK_STREAM
+    c_flags = timeout_flags(info.timeout_ns, c_flags)
+    arrays = take_arrays(n, False)      # every field of every message is set below
+    try:
+        if address is not None:
+            _destination(cache_of(sock), info.family, address, &arrays.names[0], &name_len)
+            one = &arrays.names[0]
+        if received is not None:
+            _fill_from_received(received, arrays, n, one, name_len,
+                                one == NULL and not stream and not _connected(info.fd))
+        elif segmented and (one != NULL or (<SendBatch>batch)._targeted == 0):
+            return _send_arena_segmented(sock, info, arrays, <SendBatch>batch, n, c_flags,
+                                         _max_segment(gso, info.family), one, name_len)
+        else:
+            _fill_from_arena(<SendBatch>batch, info.family, arrays, n, one, name_len)
+        if stream:
+            return _send_stream(info, arrays.iovs, n, c_flags, one, name_len)
+        if segmented:
+            return _send_segmented(sock, info, arrays, n, c_flags,
+                                   _max_segment(gso, info.family), True)
+        _send_messages(info, arrays.msgs, n, c_flags, NULL, &total, &gso_error)
+        return total
+    finally:
         give_back(arrays)

@@ -1,7 +1,7 @@
 # pyx/core/: the plain-C parts of the hot loops (control messages, sequence
 # headers, capture files).  Declarations only.
 from libc.stdint cimport int64_t, uint16_t, uint32_t, uint64_t
-from includes.socket cimport iovec, msghdr, sockaddr
+from includes.socket cimport iovec, msghdr, sockaddr, socklen_t
 
 cdef extern from "core/ancillary.h" nogil:
     enum: HS_CONTROL_SPACE
@@ -70,6 +70,12 @@ cdef extern from "core/segments.h" nogil:
 
     size_t hs_gso_build(const mmsghdr *msgs, size_t n, size_t max_segment,
                         mmsghdr *out, char *control, uint32_t *datagrams)
+    size_t hs_gso_build_arena(char *arena, size_t slot_size, const uint32_t *lengths, size_t n,
+                              size_t max_segment, void *name, socklen_t name_len,
+                              iovec *iovs, mmsghdr *out,
+                              char *control, uint32_t *datagrams, size_t *bad)
+    void hs_gso_split_arena(const mmsghdr *out, size_t m, const uint32_t *datagrams,
+                            size_t slot_size, iovec *iovs)
     size_t hs_gso_join(mmsghdr *out, size_t m, iovec *joined)
     void hs_gso_attach(mmsghdr *m, char *control, uint16_t segment)
     size_t hs_gso_stage_size(const mmsghdr *out, size_t m, size_t max_segment)

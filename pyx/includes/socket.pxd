@@ -55,4 +55,5 @@ cdef extern from "<sys/socket.h>" nogil:
     int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
     int getsockname(int fd, sockaddr *addr, socklen_t *len)
+    int getpeername(int fd, sockaddr *addr, socklen_t *len)
     int socket(int domain, int type, int protocol)

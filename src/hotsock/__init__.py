@@ -3,9 +3,10 @@
 ``hotsock.socket`` is a drop-in :class:`socket.socket` whose datagram and
 stream I/O methods are compiled; :class:`RecvBatch`, :func:`recv_batch` and
 :func:`send_batch` move up to 1024 datagrams per syscall (recvmmsg/sendmmsg)
-over zero-copy buffers.  The socket module's constants (``AF_INET``,
-``SOCK_DGRAM``, ``MSG_PEEK``, ...) and exceptions are re-exported, so
-``import hotsock as socket`` works for the common cases.
+over zero-copy buffers (:class:`SendBatch`: an arena to send from).  The
+socket module's constants (``AF_INET``, ``SOCK_DGRAM``, ``MSG_PEEK``, ...)
+and exceptions are re-exported, so ``import hotsock as socket`` works for
+the common cases.
 """
 import re as _re
 import socket as _stdlib
@@ -35,7 +36,7 @@ from ._features import IP_PKTINFO, MAX_BATCH, SO_RXQ_OVFL, SO_TIMESTAMPNS
 from ._hotloops import blast, capture, echo
 from ._loop_socket import kernel_drops
 from ._recv import RecvBatch, recv_batch
-from ._send import send_batch
+from ._send import SendBatch, send_batch
 from ._socket_class import create_connection, create_server, fromfd, socket, socketpair
 from ._stats import LoopStats
 
@@ -81,7 +82,7 @@ def features():
 
 __all__ = [
     "socket", "fromfd", "socketpair", "create_connection", "create_server",
-    "RecvBatch", "recv_batch", "send_batch", "MAX_BATCH", "features",
+    "RecvBatch", "recv_batch", "SendBatch", "send_batch", "MAX_BATCH", "features",
     "capture", "echo", "blast", "LoopStats", "kernel_drops",
     "SO_TIMESTAMPNS", "IP_PKTINFO", "SO_RXQ_OVFL",
     "error", "timeout", "gaierror", "herror",

@@ -19,7 +19,7 @@ from ._features import (
 from ._hotloops import blast as blast, capture as capture, echo as echo
 from ._loop_socket import kernel_drops as kernel_drops
 from ._recv import RecvBatch as RecvBatch, recv_batch as recv_batch
-from ._send import send_batch as send_batch
+from ._send import SendBatch as SendBatch, send_batch as send_batch
 from ._socket_class import (
     create_connection as create_connection,
     create_server as create_server,

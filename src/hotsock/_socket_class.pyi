@@ -4,6 +4,7 @@ from typing import Any, Iterable, Optional, Sequence, SupportsIndex, Tuple, Unio
 from _typeshed import ReadableBuffer
 
 from ._recv import RecvBatch
+from ._send import SendBatch
 
 _Address = Union[Tuple[Any, ...], str, ReadableBuffer]
 
@@ -11,9 +12,10 @@ class socket(_stdlib.socket):
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1,
                  fileno: Optional[int] = None) -> None: ...
     def recv_batch(sock, batch: RecvBatch, flags: int = 0) -> int: ...
-    def send_batch(sock, buffers: Iterable[ReadableBuffer], address: Optional[_Address] = None,
+    def send_batch(sock, buffers: Union[Iterable[ReadableBuffer], SendBatch, RecvBatch],
+                   address: Optional[_Address] = None,
                    *, addresses: Optional[Sequence[_Address]] = None, flags: int = 0,
-               gso: Optional[bool] = None) -> int: ...
+                   gso: Optional[bool] = None) -> int: ...
     def accept(self) -> Tuple["socket", Any]: ...
     # typed options (hotsock._options)
     def join_group(sock, group: str, interface: Union[str, int, None] = None,
