@@ -26,7 +26,7 @@ GSO = FEATURES["gso_available"] and not FEATURES["gso_forced_off"]
 GRO = GSO and FEATURES["gro_available"] and not FEATURES["gro_forced_off"]
 
 CONTENDERS = {
-    "gso": {"stdlib sendto", "hotsock send_batch gso", "hotsock blast gso",
+    "gso": {"stdlib sendto", "hotsock send_batch gso", "hotsock SendBatch gso", "hotsock blast gso",
             "hotsock blast gso seq", "C GSO send loop"},
     "gro": {"stdlib recvfrom", "hotsock recv_batch gro", "C GRO recv loop"},
 }

@@ -174,7 +174,7 @@ CONTENDERS = {
     "recv": {"stdlib recvfrom", "stdlib recv_into", "hotsock recvfrom", "hotsock recv_into",
              "hotsock recv_batch", "C recvfrom loop", "C recvmmsg loop"},
     "send": {"stdlib sendto", "hotsock sendto", "hotsock send_batch", "hotsock send_batch auto",
-             "C sendto loop", "C sendmmsg loop"},
+             "hotsock SendBatch", "C sendto loop", "C sendmmsg loop"},
     "capture": {"hotsock capture", "hotsock capture pcapng", "C capture loop", "C recvmmsg loop"},
     "echo": {"hotsock echo", "stdlib echo loop", "C echo loop", "hotsock endpoint echo"}
     | ({"uvloop echo", "hotsock endpoint echo uvloop"} if _uvloop_installed() else set()),
@@ -201,8 +201,8 @@ def test_bench_json_reports_every_contender_and_ratio():
     for part in ("capture", "echo"):
         times = report["parts"][part]["one_datagram_us"]
         assert set(times) == CONTENDERS[part] and all(t > 0 for t in times.values())
-    # recv 4, send 2, capture 1, echo 3 (+ uvloop), asyncio 2 (+ uvloop)
-    assert len(report["ratios"]) == 12 + 2 * _uvloop_installed() + offload
+    # recv 4, send 3, capture 1, echo 3 (+ uvloop), asyncio 2 (+ uvloop)
+    assert len(report["ratios"]) == 13 + 2 * _uvloop_installed() + offload
     assert report["rounds"] == 2
 
 

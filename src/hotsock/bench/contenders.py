@@ -7,6 +7,7 @@ would add the same constant cost to every contender and blur the ratios).
 The hot loops (capture, echo, blast) are called as users call them,
 defaults included, once per chunk.
 """
+import array
 import asyncio
 import os
 import socket as _stdlib
@@ -15,6 +16,7 @@ from typing import Callable
 
 from .. import _hotloops, _reference, asyncio as hotsock_asyncio
 from .._recv import RecvBatch
+from .._send import SendBatch
 from .rigs import BATCH, GRO_BUFFER, GRO_BUFFERS, RECV_SIZE, QueueShort
 
 PARTS = ("recv", "send", "capture", "echo", "asyncio", "gso", "gro")
@@ -67,6 +69,21 @@ def _recv_batches(sock, batch):
         recv_batch = sock.recv_batch
         while n > 0:
             n -= recv_batch(batch)
+    return run
+
+
+def _send_arena(sock, address, size, per_call, gso):
+    """send_batch of a SendBatch: *per_call* slots of *size* bytes, filled once
+    (the slot size is the datagram size, as the README advises for GSO)."""
+    arena = SendBatch(per_call, size)
+    arena.lengths[:] = array.array("I", [size]) * per_call
+    arena.used = per_call
+
+    def run(n):
+        send_batch = sock.send_batch
+        while n > 0:
+            arena.used = per_call if n >= per_call else n
+            n -= send_batch(arena, address, gso=gso)
     return run
 
 
@@ -281,6 +298,8 @@ CONTENDERS = (
           lambda rig: _send_batches(rig.tx, rig.address, rig.size, BATCH, False)),
     Entry("send", "hotsock send_batch auto",
           lambda rig: _send_batches(rig.tx, rig.address, rig.size, BATCH, None)),
+    Entry("send", "hotsock SendBatch",
+          lambda rig: _send_arena(rig.tx, rig.address, rig.size, BATCH, False)),
     Entry("send", "C sendto loop",
           lambda rig: lambda n: _reference.sendto_loop(rig.tx, rig.address, n, rig.size)),
     Entry("send", "C sendmmsg loop",
@@ -321,6 +340,9 @@ CONTENDERS = (
           lambda rig: _per_call2(rig.std_tx.sendto, bytes(rig.size), rig.address)),
     Entry("gso", "hotsock send_batch gso",
           lambda rig: _send_batches(rig.tx, rig.address, rig.size, SEND_BATCH_GSO, True),
+          scale=GSO_SCALE),
+    Entry("gso", "hotsock SendBatch gso",
+          lambda rig: _send_arena(rig.tx, rig.address, rig.size, SEND_BATCH_GSO, True),
           scale=GSO_SCALE),
     # sequence=False: zeros, as the C loop sends; blast's default stamps a
     # sequence header (and the time) into every datagram.
@@ -365,6 +387,7 @@ TARGETS = [
     ("recv", "hotsock recv_into", "stdlib recv_into", 1.0),
     ("send", "hotsock sendto", "stdlib sendto", 1.1),
     ("send", "hotsock send_batch", "C sendmmsg loop", 0.95),
+    ("send", "hotsock SendBatch", "C sendmmsg loop", 0.95),
     ("capture", "hotsock capture", "C recvmmsg loop", 0.9),
     ("echo", "hotsock echo", "C echo loop", 0.9),
     ("echo", "hotsock echo", "stdlib echo loop", 1.5),
@@ -376,6 +399,7 @@ TARGETS = [
     ("gso", "hotsock blast gso", "C GSO send loop", 0.9),
     ("gso", "hotsock blast gso", "stdlib sendto", 30),
     ("gso", "hotsock send_batch gso", "stdlib sendto", 30),
+    ("gso", "hotsock SendBatch gso", "C GSO send loop", 0.9),
     ("gro", "hotsock recv_batch gro", "C GRO recv loop", 0.9),
     ("gro", "hotsock recv_batch gro", "stdlib recvfrom", 30),
 ]
