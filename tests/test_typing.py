@@ -41,6 +41,24 @@ USES_HOTSOCK_API = textwrap.dedent("""\
     err = hotsock.error
     timeout: float | None = s.gettimeout()
     pktinfo: int | None = hotsock.IP_PKTINFO
+
+    arena = hotsock.SendBatch(4, 64)
+    arena.used = 2
+    s.send_batch(arena, ("127.0.0.1", 9))
+
+    import asyncio
+    import hotsock.asyncio
+
+    class Feed:
+        def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
+        def datagrams_received(self, batch: RecvBatch) -> None: ...
+
+    async def serve() -> int:
+        transport, feed = await hotsock.asyncio.create_datagram_endpoint(
+            Feed, local_addr=("127.0.0.1", 0), batch=64)
+        transport.send_batch([b"a"], ("127.0.0.1", 9))
+        limits: tuple[int, int] = transport.get_write_buffer_limits()
+        return await hotsock.asyncio.recv_batch(s, batch)
 """)
 
 # Each line must be an error: mypy knows hotsock's signatures and return types.
@@ -51,6 +69,8 @@ MISUSES = {
                                         "y: str = hotsock.socketpair()[0].get_ttl()",
     "create_server_gives_hotsock_socket": "hotsock.create_server(('', 0)).no_such_method()",
     "accept_gives_hotsock_socket": "z: str = server.accept()[0].get_nodelay()",
+    "the_endpoint_is_typed": "async def f() -> None: "
+                             "(await hotsock.asyncio.create_datagram_endpoint(Feed))[0].nothing()",
 }
 
 
