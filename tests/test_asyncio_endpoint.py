@@ -768,9 +768,15 @@ def test_close_delivers_queued_sends_then_connection_lost(loop, tmp_path):
         assert r["events_full"] == ["made", "pause"]
         assert r["events"] == ["made", "pause", "resume", ("lost", None)]
         assert r["received"] == [b"%05d" % i for i in range(r["sent"])]
-        assert r["size_after"] == 0
         assert r["limits"] == (500, 2000)
         assert r["handled"] == []     # nothing went to the exception handler
+    assert got["size_after"] == 0
+    # asyncio 3.13 counts 8 bytes more per buffered datagram than it takes off
+    # again when it sends one; hotsock's count goes back to 0.
+    if sys.version_info >= (3, 13):
+        assert ref["size_after"] % 8 == 0
+    else:
+        assert ref["size_after"] == 0
     assert got["first_buffered"] == ref["first_buffered"]
     assert got["received"] == ref["received"]
 

@@ -27,6 +27,9 @@ from ._transport import BatchDatagramTransport, _readiness_missing
 
 __all__ = ["create_datagram_endpoint", "recv_batch", "send_batch", "BatchDatagramTransport"]
 
+# asyncio's words for a sock= that is not SOCK_DGRAM, which 3.13 changed.
+_NOT_DATAGRAM = "A datagram socket" if sys.version_info >= (3, 13) else "A UDP Socket"
+
 
 # --- the endpoint ----------------------------------------------------------------
 
@@ -99,7 +102,7 @@ def _check_given_socket(sock, local_addr, remote_addr, family, proto, flags, reu
                         allow_broadcast):
     """asyncio's checks of a *sock* argument, in its words."""
     if sock.type != _stdlib.SOCK_DGRAM:
-        raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+        raise ValueError(f"{_NOT_DATAGRAM} was expected, got {sock!r}")
     if (local_addr or remote_addr or family or proto or flags or reuse_port
             or allow_broadcast):
         opts = dict(local_addr=local_addr, remote_addr=remote_addr, family=family,
