@@ -2,7 +2,6 @@
 # rounds, limits, counters, progress reports and stopping on a signal.
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from includes.core cimport hs_rx_drops, hs_seq_tracker
-from hotsock._state cimport SocketState
 
 
 cdef struct Counters:
@@ -36,9 +35,8 @@ cdef class Run:
     cdef public object signal
     cdef readonly list signals      # noted by the wrappers' signal handlers
     cdef uint64_t drops_baseline
-    cdef object followed            # the socket whose descriptor the loop follows
+    cdef object followed            # the socket the loop runs on (None: not followed)
     cdef const int *live_fd         # its descriptor field; NULL: the number is fixed
-    cdef SocketState state          # the followed socket's record (None: not followed)
     cdef bint gso_refused           # a step met a refused segmented send this round
 
     cdef uint64_t remaining(self) noexcept nogil

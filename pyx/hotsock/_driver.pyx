@@ -115,13 +115,14 @@ cdef class Run:
 
     def follow(self, sock):
         """Read *sock*'s descriptor before every syscall of the loop, as the
-        socket methods do (``_pysocket.refresh_fd``): after another thread
+        socket methods do (``_pysocket.current_fd``): after another thread
         closed the socket the loop fails with EBADF instead of reading
-        whatever socket reused the number.  The run keeps *sock* alive."""
+        whatever socket reused the number.  What the loop learns about the
+        socket (a refused segmented send) goes into *sock*'s own record.
+        The run keeps *sock* alive."""
+        self.followed = sock
         if is_fast_socket(sock):
-            self.followed = sock
             self.live_fd = &(<hs_PySocketPrefix *><PyObject *>sock).sock_fd
-        self.state = state_of(sock, sock.fileno(), True)
 
     cdef void refuse_gso(self) noexcept nogil:
         """The socket refused a segmented send: the driver records it."""
@@ -220,8 +221,9 @@ cdef int drive(Run run, loop_step step, loop_step round_end, void *ctx) except -
                 ended = round_end(run, ctx, &end_err)
         if run.gso_refused:
             run.gso_refused = False
-            if run.state is not None:
-                run.state.gso_refused = True
+            if run.followed is not None:
+                # Fetched only now: most runs never need the record.
+                state_of(run.followed, run.followed.fileno(), True).gso_refused = True
         if ended < 0:
             raise_errno(end_err)
         if r < 0:
