@@ -14,7 +14,6 @@ Pass ``stop_signals=()`` to leave the handlers alone (Ctrl-C then raises
 ``KeyboardInterrupt`` -- after the capture file has been completed).
 """
 import _signal as _c_signal
-import _socket
 import os
 import signal as _signal
 import socket as _stdlib
@@ -29,6 +28,7 @@ from ._loop_socket import (
     _needs_destination,
     _options_restored,
     _reception_options,
+    _type,
     kernel_drops,
 )
 from ._recv import RecvBatch, _loop_batch, _return_batch
@@ -42,15 +42,6 @@ MIN_SNAPLEN = _capture.MIN_SNAPLEN      # an IPv6 and a UDP header
 
 
 # --- arguments ---------------------------------------------------------------
-
-# The socket module's family and type properties turn the numbers into enum
-# members (a microsecond each); the loops compare numbers.
-_raw_type = _socket.socket.type.__get__
-
-
-def _type(sock):
-    return _raw_type(sock) if isinstance(sock, _socket.socket) else sock.type
-
 
 def _datagram_socket(sock, caller, families=None):
     """(socket object, fd) for *sock*, a socket object or a descriptor."""

@@ -15,12 +15,20 @@ import sys
 
 from . import _features
 
+# The socket module's family and type properties turn the numbers into enum
+# members (a microsecond each); the loops compare numbers.
 _raw_family = _socket.socket.family.__get__
+_raw_type = _socket.socket.type.__get__
 
 
 def _family(sock):
-    """The socket's family as a number (the property's enum member costs a microsecond)."""
+    """The socket's family as a number."""
     return _raw_family(sock) if isinstance(sock, _socket.socket) else sock.family
+
+
+def _type(sock):
+    """The socket's type as a number."""
+    return _raw_type(sock) if isinstance(sock, _socket.socket) else sock.type
 
 
 # --- the kernel's drop counter -------------------------------------------------
