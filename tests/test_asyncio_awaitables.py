@@ -9,6 +9,7 @@ import asyncio
 import socket
 
 import pytest
+from eventloops import NoReadinessLoop
 
 import hotsock
 import hotsock.asyncio as hasyncio
@@ -246,14 +247,6 @@ def test_bad_arguments_raise_not_hang(loop):
     assert run_on(loop, scenario) == ["TypeError", "TypeError", "TypeError", "ValueError"]
 
 
-class NoReadinessLoop(asyncio.SelectorEventLoop):
-    def add_reader(self, fd, callback, *args):
-        raise NotImplementedError
-
-    def add_writer(self, fd, callback, *args):
-        raise NotImplementedError
-
-
 def test_loop_without_readiness_callbacks_says_so():
     async def scenario():
         rx, tx = _udp_pair(hotsock.socket)
@@ -324,3 +317,23 @@ def test_under_anyio(backend, kind):
                 n = await hasyncio.recv_batch(rx, batch)
             return scope.cancelled_caught, n, bytes(batch[0])
     assert anyio.run(main, backend=backend) == (True, 1, b"any")
+
+
+@pytest.mark.parametrize("arena", ["SendBatch", "RecvBatch"])
+def test_an_arena_is_refused_with_a_message_saying_where_it_goes(loop, arena):
+    """The awaitable resumes a part-sent call from the next buffer, which an
+    arena cannot do: it says so (it used to fail on a tuple of the arena's
+    iteration), and nothing is sent."""
+    async def scenario():
+        rx, tx = _udp_pair(hotsock.socket)
+        with rx, tx:
+            batch = hotsock.SendBatch(2, 8) if arena == "SendBatch" else hotsock.RecvBatch(2, 8)
+            with pytest.raises(TypeError) as info:
+                await hasyncio.send_batch(tx, batch, rx.getsockname())
+            rx.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                rx.recv(8)
+            return str(info.value)
+    assert run_on(loop, scenario) == (
+        f"send_batch() awaits a sequence of bytes-like objects, not a {arena}: "
+        "send an arena with hotsock.send_batch()")

@@ -261,8 +261,9 @@ async def recv_batch(sock, batch, flags=0):
 async def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None):
     """send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gso=None) -> int
 
-    Send every buffer of *buffers* on the non-blocking socket *sock* as
-    :func:`hotsock.send_batch` does (GSO where it applies), awaiting
+    Send every buffer of *buffers* (bytes-like objects; not an arena, whose
+    rest could not be resumed after a part went) on the non-blocking socket
+    *sock* as :func:`hotsock.send_batch` does (GSO where it applies), awaiting
     writability whenever the socket is full; returns the count, all of them.
     Cancelled while waiting, the ``CancelledError`` carries ``buffers_sent``
     (and, on a stream socket, ``characters_written`` of the next buffer):
@@ -272,6 +273,10 @@ async def send_batch(sock, buffers, address=None, *, addresses=None, flags=0, gs
     those before it went: ``buffers_sent`` says how many).
     """
     _check_non_blocking(sock)
+    if isinstance(buffers, (_recv.RecvBatch, _send.SendBatch)):
+        # A part sent is resumed from the next buffer, which an arena cannot do.
+        raise TypeError(f"send_batch() awaits a sequence of bytes-like objects, not a "
+                        f"{type(buffers).__name__}: send an arena with hotsock.send_batch()")
     items = list(buffers)
     targets = None if addresses is None else list(addresses)
     flags |= _stdlib.MSG_DONTWAIT

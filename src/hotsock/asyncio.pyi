@@ -4,7 +4,6 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Tuple, TypeVar, 
 from _typeshed import ReadableBuffer
 
 from ._recv import RecvBatch
-from ._send import SendBatch
 from ._transport import BatchDatagramTransport as BatchDatagramTransport
 
 _P = TypeVar("_P")
@@ -18,8 +17,7 @@ async def create_datagram_endpoint(
         batch: int = 64, size: int = 2048,
         gro: bool = False) -> Tuple[BatchDatagramTransport, _P]: ...
 async def recv_batch(sock: _stdlib.socket, batch: RecvBatch, flags: int = 0) -> int: ...
-async def send_batch(sock: _stdlib.socket,
-                     buffers: Union[Iterable[ReadableBuffer], SendBatch, RecvBatch],
+async def send_batch(sock: _stdlib.socket, buffers: Iterable[ReadableBuffer],
                      address: Optional[_Address] = None, *,
                      addresses: Optional[Sequence[_Address]] = None, flags: int = 0,
                      gso: Optional[bool] = None) -> int: ...
