@@ -20,6 +20,7 @@ import tracemalloc
 import warnings
 
 import pytest
+from eventloops import NoReadinessLoop
 
 import hotsock
 import hotsock.asyncio as hasyncio
@@ -1090,14 +1091,6 @@ def test_gc_of_unclosed_transport_warns_and_closes_its_socket(loop):
 
 
 # --- a loop without readiness callbacks ------------------------------------------------
-
-class NoReadinessLoop(asyncio.SelectorEventLoop):
-    def add_reader(self, fd, callback, *args):
-        raise NotImplementedError
-
-    def add_writer(self, fd, callback, *args):
-        raise NotImplementedError
-
 
 def test_loop_without_readiness_callbacks_says_so():
     async def scenario():

@@ -346,6 +346,19 @@ def test_send_batch_from_threads_counts_exact():
 # account for every one: nothing lost, nothing corrupted, every call ending
 # in a count or EBADF.
 
+def drain_until(rx, batch, arrived, stop):
+    """Receive into *arrived* ((payload, sender) pairs) until *stop* is set and
+    a receive times out (rx has a timeout): what a collector thread runs."""
+    while True:
+        try:
+            hotsock.recv_batch(rx, batch)
+        except TimeoutError:
+            if stop.is_set():
+                return
+            continue
+        arrived.extend((bytes(p), a) for p, a in batch)
+
+
 def take_numbers(count):
     """*count* new UDP sockets -- the lowest free numbers, a just-closed one
     among them -- bound to loopback, and the ports they have.  A send racing
@@ -452,18 +465,8 @@ def test_send_batch_on_a_socket_closed_under_it():
                     # A fresh socket on the closed one's number: no refusal inherited.
                     assert _state.gso_usable(new, new.family)
 
-        def collect():
-            b = hotsock.RecvBatch(256, 256)
-            while True:
-                try:
-                    hotsock.recv_batch(rx, b)
-                except TimeoutError:
-                    if stop_draining.is_set():
-                        return
-                    continue
-                arrived.extend((bytes(p), a) for p, a in b)
-
-        collector = threading.Thread(target=collect)
+        collector = threading.Thread(target=drain_until,
+                                     args=(rx, hotsock.RecvBatch(256, 256), arrived, stop_draining))
         collector.start()
         try:
             run_threads([lambda k=k: send(k) for k in range(senders_n)] + [close])
@@ -621,18 +624,8 @@ def test_sending_threads_on_a_closed_socket_end_with_ebadf():
             replacements.extend(taken)
             new_ports.update(ports)
 
-        def collect():
-            b = hotsock.RecvBatch(256, 64)
-            while True:
-                try:
-                    hotsock.recv_batch(rx, b)
-                except TimeoutError:
-                    if stop_draining.is_set():
-                        return
-                    continue
-                arrived.extend((bytes(p), a) for p, a in b)
-
-        collector = threading.Thread(target=collect)
+        collector = threading.Thread(target=drain_until,
+                                     args=(rx, hotsock.RecvBatch(256, 64), arrived, stop_draining))
         collector.start()
         try:
             run_threads([lambda k=k: send(k) for k in range(6)] + [close])
